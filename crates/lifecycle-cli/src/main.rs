@@ -1,0 +1,2 @@
+//! The `lifecycle` command.
+fn main() {}
