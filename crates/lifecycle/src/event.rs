@@ -71,9 +71,8 @@ impl Serialize for LifecycleTransition {
 impl<'de> Deserialize<'de> for LifecycleTransition {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        LifecycleTransition::parse(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("unknown LifecycleTransition {s:?}"))
-        })
+        LifecycleTransition::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown LifecycleTransition {s:?}")))
     }
 }
 
@@ -114,7 +113,11 @@ pub struct LifecycleData {
     #[serde(rename = "Origin", default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     /// `Destination` (warm pools): `AutoScalingGroup` or `WarmPool`.
-    #[serde(rename = "Destination", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Destination",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub destination: Option<String>,
 }
 

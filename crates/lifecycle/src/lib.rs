@@ -33,5 +33,6 @@ pub mod event;
 pub mod graph;
 pub mod redact;
 pub mod report;
+pub mod services;
 pub mod store;
 pub mod tasks;

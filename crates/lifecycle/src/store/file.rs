@@ -64,7 +64,9 @@ impl FileItems {
 impl Items for FileItems {
     fn get(&self, id: &str) -> Result<Option<Map<String, Value>>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| backend("begin read", e))?;
-        let table = txn.open_table(TABLE).map_err(|e| backend("open table", e))?;
+        let table = txn
+            .open_table(TABLE)
+            .map_err(|e| backend("open table", e))?;
         match table.get(id).map_err(|e| backend("read", e))? {
             Some(bytes) => decode(id, bytes.value()).map(Some),
             None => Ok(None),
@@ -83,9 +85,14 @@ impl Items for FileItems {
             Option<&Map<String, Value>>,
         ) -> Result<Option<Map<String, Value>>, StoreError>,
     ) -> Result<Option<Map<String, Value>>, StoreError> {
-        let txn = self.db.begin_write().map_err(|e| backend("begin write", e))?;
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| backend("begin write", e))?;
         let old = {
-            let mut table = txn.open_table(TABLE).map_err(|e| backend("open table", e))?;
+            let mut table = txn
+                .open_table(TABLE)
+                .map_err(|e| backend("open table", e))?;
             let old = match table.get(id).map_err(|e| backend("read", e))? {
                 Some(bytes) => Some(decode(id, bytes.value())?),
                 None => None,
@@ -110,7 +117,9 @@ impl Items for FileItems {
 
     fn all(&self) -> Result<Vec<Map<String, Value>>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| backend("begin read", e))?;
-        let table = txn.open_table(TABLE).map_err(|e| backend("open table", e))?;
+        let table = txn
+            .open_table(TABLE)
+            .map_err(|e| backend("open table", e))?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(|e| backend("scan", e))? {
             let (k, v) = entry.map_err(|e| backend("scan", e))?;

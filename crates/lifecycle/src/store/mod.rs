@@ -298,8 +298,11 @@ pub trait NodeStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Backend`]; [`StoreError::Corrupt`] when the node does not exist.
-    async fn set_properties(&self, id: &str, properties: &Map<String, Value>)
-    -> Result<(), StoreError>;
+    async fn set_properties(
+        &self,
+        id: &str,
+        properties: &Map<String, Value>,
+    ) -> Result<(), StoreError>;
 
     /// Deletes a node; deleting a missing node is not an error.
     ///
