@@ -8,6 +8,8 @@
 
 mod builtin;
 pub mod declared;
+pub mod simulated;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

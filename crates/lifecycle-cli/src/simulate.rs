@@ -1,0 +1,272 @@
+//! `lifecycle simulate`: one event through the real dispatcher on the embedded local store.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use lifecycle::clock::{Deadline, ManualClock};
+use lifecycle::config::Definition;
+use lifecycle::dispatch::{Dispatcher, Options};
+use lifecycle::engine::StopReason;
+use lifecycle::event;
+use lifecycle::report::{ErrorClass, Report};
+use lifecycle::services::{Recorder, Services};
+use lifecycle::store::{ATTR_TYPE, CommandRecord, FileItems, LocalStore, Node, TYPE_COMMAND};
+use lifecycle::tasks::Registry;
+use lifecycle::tasks::simulated::{Outcome, fill_unknown};
+use serde_json::{Map, Value};
+
+use crate::OutputFormat;
+
+/// Flags of `lifecycle simulate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file (YAML or JSON).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The event: an EventBridge event, or an SNS/SQS envelope of one or more records.
+    #[arg(long, value_name = "FILE")]
+    event: PathBuf,
+    /// Nodes to put in the store first: a JSON item (`Ident`, `ItemStatus`, ...) or an array.
+    #[arg(long, value_name = "FILE")]
+    nodes: Option<PathBuf>,
+    /// Command records to put in the store first: a JSON item or an array.
+    #[arg(long, value_name = "FILE")]
+    commands: Option<PathBuf>,
+    /// How a task or condition that is not built in behaves: NAME=ok|error for a task,
+    /// NAME=true|false|error for a condition. Repeatable. Default: ok / true.
+    #[arg(long, value_name = "NAME=OUTCOME")]
+    outcome: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// Keep the state in this file (redb) instead of memory, so that a later run resumes where
+    /// this one stopped — as a later invocation does on AWS.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// How long a launching or command event waits for a new node to reach the initial state,
+    /// in simulated seconds (nothing changes the store meanwhile, so a wait ends in a timeout).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    wait_timeout: u64,
+}
+
+/// Bad input to the simulation: exit 2.
+struct Invalid(String);
+
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+fn read_json(path: &PathBuf, what: &str) -> Result<Value, Invalid> {
+    let text = std::fs::read(path)
+        .map_err(|e| invalid(format!("cannot read {what} {}: {e}", path.display())))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| invalid(format!("{what} {} is not JSON: {e}", path.display())))
+}
+
+fn items(path: &PathBuf, what: &str) -> Result<Vec<Map<String, Value>>, Invalid> {
+    let list = match read_json(path, what)? {
+        Value::Array(a) => a,
+        other => vec![other],
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::Object(m) => Ok(m),
+            other => Err(invalid(format!(
+                "{what} {} [{i}]: an item is a JSON object, not {other}",
+                path.display()
+            ))),
+        })
+        .collect()
+}
+
+fn parse_outcomes(flags: &[String]) -> Result<BTreeMap<String, Outcome>, Invalid> {
+    let mut out = BTreeMap::new();
+    for f in flags {
+        let Some((name, value)) = f.split_once('=') else {
+            return Err(invalid(format!(
+                "--outcome {f:?}: expected NAME=ok|error|true|false"
+            )));
+        };
+        let outcome = Outcome::parse(value).ok_or_else(|| {
+            invalid(format!(
+                "--outcome {f:?}: outcome must be ok, error, true or false"
+            ))
+        })?;
+        if name.is_empty() {
+            return Err(invalid(format!("--outcome {f:?}: the name is empty")));
+        }
+        out.insert(name.to_owned(), outcome);
+    }
+    Ok(out)
+}
+
+struct Setup {
+    dispatcher: Dispatcher,
+    recorder: Recorder,
+    input: Vec<u8>,
+}
+
+fn setup(args: &Args) -> Result<Setup, Invalid> {
+    let raw = crate::load_raw(&args.config).map_err(Invalid)?;
+    let outcomes = parse_outcomes(&args.outcome)?;
+    let builtin = Registry::builtin();
+    let mut registry = builtin.clone();
+    let declared: Vec<String> = raw.tasks.keys().cloned().collect();
+    let (tasks, conditions) = raw.referenced_names();
+    for (name, outcome) in &outcomes {
+        let as_task = tasks.contains(name);
+        let as_condition = conditions.contains(name);
+        if builtin.contains(name) || declared.contains(name) {
+            return Err(invalid(format!(
+                "--outcome {name}: `{name}` is built in or declared; only other names can be simulated"
+            )));
+        }
+        if !as_task && !as_condition {
+            return Err(invalid(format!(
+                "--outcome {name}: the configuration uses no task or condition named `{name}`"
+            )));
+        }
+        if as_task && !outcome.fits_task() {
+            return Err(invalid(format!(
+                "--outcome {name}: `{name}` is a task; its outcome is ok or error"
+            )));
+        }
+        if as_condition && !outcome.fits_condition() {
+            return Err(invalid(format!(
+                "--outcome {name}: `{name}` is a condition; its outcome is true, false or error"
+            )));
+        }
+    }
+    fill_unknown(&mut registry, &declared, &tasks, &conditions, |n| {
+        outcomes.get(n).copied()
+    });
+    let def = Definition::compile(&raw, &registry)
+        .map_err(|e| invalid(format!("{}: {e}", args.config.display())))?;
+
+    let store = match &args.store {
+        Some(path) => LocalStore::new(FileItems::open(path).map_err(|e| invalid(e.to_string()))?),
+        None => LocalStore::memory(),
+    };
+    if let Some(path) = &args.nodes {
+        for item in items(path, "nodes file")? {
+            Node::from_item(item.clone())
+                .map_err(|e| invalid(format!("nodes file {}: {e}", path.display())))?;
+            store
+                .insert_item(item)
+                .map_err(|e| invalid(e.to_string()))?;
+        }
+    }
+    if let Some(path) = &args.commands {
+        for mut item in items(path, "commands file")? {
+            item.entry(ATTR_TYPE)
+                .or_insert_with(|| Value::String(TYPE_COMMAND.into()));
+            CommandRecord::from_item(&item)
+                .map_err(|e| invalid(format!("commands file {}: {e}", path.display())))?;
+            store
+                .insert_item(item)
+                .map_err(|e| invalid(e.to_string()))?;
+        }
+    }
+    let input = std::fs::read(&args.event)
+        .map_err(|e| invalid(format!("cannot read event {}: {e}", args.event.display())))?;
+
+    let recorder = Recorder::default();
+    let clock = Arc::new(ManualClock::at(SystemTime::now()));
+    let services = Services::embedded(store, recorder.clone(), clock);
+    let options = Options {
+        wait_timeout: Duration::from_secs(args.wait_timeout),
+        ..Options::default()
+    };
+    Ok(Setup {
+        dispatcher: Dispatcher::new(Arc::new(def), services, options),
+        recorder,
+        input,
+    })
+}
+
+fn invalid_report(message: String) -> Report {
+    let mut r = Report::stopped(StopReason::Error);
+    r.error = Some(message);
+    r.error_class = Some(ErrorClass::InvalidInput);
+    r
+}
+
+fn print(reports: &[Report], batch: bool, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => {
+            let out = if batch {
+                serde_json::to_string_pretty(reports)
+            } else {
+                match reports.first() {
+                    Some(r) => serde_json::to_string_pretty(r),
+                    None => serde_json::to_string_pretty(reports),
+                }
+            };
+            match out {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("cannot encode the report: {e}"),
+            }
+        }
+        OutputFormat::Text => {
+            for (i, r) in reports.iter().enumerate() {
+                if batch {
+                    println!("record {}:", i + 1);
+                }
+                print!("{}", r.to_text());
+            }
+        }
+    }
+}
+
+/// Runs `lifecycle simulate`; returns the exit code.
+pub fn run(args: Args) -> u8 {
+    let setup = match setup(&args) {
+        Ok(s) => s,
+        Err(Invalid(msg)) => {
+            eprintln!("error: {msg}");
+            if args.format == OutputFormat::Json {
+                print(&[invalid_report(msg)], false, args.format);
+            }
+            return 2;
+        }
+    };
+    let records = match event::parse(&setup.input) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = format!("{}: {e}", args.event.display());
+            eprintln!("error: {msg}");
+            print(&[invalid_report(msg)], false, args.format);
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let batch = records.len() > 1;
+    let mut reports = Vec::with_capacity(records.len());
+    let mut seen_calls = 0;
+    for record in records {
+        let mut report = runtime.block_on(setup.dispatcher.dispatch(record, Deadline::NONE));
+        let calls = setup.recorder.calls();
+        report.calls = calls.get(seen_calls..).unwrap_or_default().to_vec();
+        seen_calls = calls.len();
+        reports.push(report);
+    }
+    print(&reports, batch, args.format);
+    reports
+        .iter()
+        .map(Report::exit_code)
+        .max()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(0)
+}
