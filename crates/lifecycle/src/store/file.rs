@@ -9,7 +9,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{Map, Value};
 
-use super::{Items, StoreError};
+use super::{Change, Items, StoreError};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
 
@@ -81,9 +81,7 @@ impl Items for FileItems {
     fn update(
         &self,
         id: &str,
-        change: &mut dyn FnMut(
-            Option<&Map<String, Value>>,
-        ) -> Result<Option<Map<String, Value>>, StoreError>,
+        change: &mut Change<'_>,
     ) -> Result<Option<Map<String, Value>>, StoreError> {
         let txn = self
             .db

@@ -10,6 +10,12 @@ use super::{
     StoreError, TYPE_COMMAND,
 };
 
+/// A table item: attribute name → JSON value.
+pub type Item = Map<String, Value>;
+
+/// The change [`Items::update`] applies: old item (if any) → new item (`None` deletes).
+pub type Change<'a> = dyn FnMut(Option<&Item>) -> Result<Option<Item>, StoreError> + 'a;
+
 /// An embedded table of JSON items keyed by `Ident`: the primitive operations the local stores
 /// need, each atomic on its own.
 pub trait Items: Send + Sync {
@@ -34,9 +40,7 @@ pub trait Items: Send + Sync {
     fn update(
         &self,
         id: &str,
-        change: &mut dyn FnMut(
-            Option<&Map<String, Value>>,
-        ) -> Result<Option<Map<String, Value>>, StoreError>,
+        change: &mut Change<'_>,
     ) -> Result<Option<Map<String, Value>>, StoreError>;
 
     /// Every item, in key order.

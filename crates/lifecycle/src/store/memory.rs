@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
-use super::{Items, StoreError};
+use super::{Change, Item, Items, StoreError};
 
 /// Items in a `BTreeMap` behind a mutex: the embedded default for tests and simulations.
 #[derive(Debug, Default)]
@@ -14,9 +14,7 @@ pub struct MemoryItems {
 }
 
 impl MemoryItems {
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Map<String, Value>>>, StoreError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Item>>, StoreError> {
         self.items.lock().map_err(|_| StoreError::Backend {
             message: "in-memory store poisoned by a panic".into(),
             retryable: false,
@@ -37,9 +35,7 @@ impl Items for MemoryItems {
     fn update(
         &self,
         id: &str,
-        change: &mut dyn FnMut(
-            Option<&Map<String, Value>>,
-        ) -> Result<Option<Map<String, Value>>, StoreError>,
+        change: &mut Change<'_>,
     ) -> Result<Option<Map<String, Value>>, StoreError> {
         let mut items = self.lock()?;
         let old = items.get(id).cloned();

@@ -14,7 +14,7 @@ mod local;
 mod memory;
 
 pub use file::FileItems;
-pub use local::{Items, LocalStore};
+pub use local::{Change, Item, Items, LocalStore};
 pub use memory::MemoryItems;
 
 use async_trait::async_trait;

@@ -196,7 +196,11 @@ fn templates(texts: &[String], aliases: &[&str], what: &str) -> Result<Vec<Templ
             Err(e) => errors.push(format!("{what}: {e}")),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 fn template(text: &str, aliases: &[&str], what: &str) -> Result<Template, Vec<String>> {
@@ -333,7 +337,11 @@ impl Task for SsmCommand {
             id: id.clone(),
             running_on: instance_ids,
             comment,
-            commands: command.commands.iter().map(|c| c.shown().to_owned()).collect(),
+            commands: command
+                .commands
+                .iter()
+                .map(|c| c.shown().to_owned())
+                .collect(),
             event_name: cx.event.name.clone(),
             lifecycle: cx.event.lifecycle.clone(),
         };
@@ -547,7 +555,10 @@ impl Task for SnsReport {
                 .to_string()
             }
         };
-        cx.services.reporter.publish(&topic, &subject, &message).await
+        cx.services
+            .reporter
+            .publish(&topic, &subject, &message)
+            .await
     }
 }
 
@@ -762,16 +773,28 @@ mod tests {
 
     #[test]
     fn declarations_are_checked_at_load() {
-        assert_eq!(errs("ssm_command: {commands: ['echo {node.InstanceIp}']}"), "");
-        assert!(errs("ssm_command: {commands: ['x'], colour: 1}").contains("unknown field `colour`"));
-        assert!(errs("ssm_command: {commands: ['{manager.InstanceIp}']}").contains("`manager` is not node"));
         assert_eq!(
-            errs("ssm_command: {commands: ['{manager.InstanceIp}'], nodes: {manager: {item_type: manager}}}"),
+            errs("ssm_command: {commands: ['echo {node.InstanceIp}']}"),
+            ""
+        );
+        assert!(
+            errs("ssm_command: {commands: ['x'], colour: 1}").contains("unknown field `colour`")
+        );
+        assert!(
+            errs("ssm_command: {commands: ['{manager.InstanceIp}']}")
+                .contains("`manager` is not node")
+        );
+        assert_eq!(
+            errs(
+                "ssm_command: {commands: ['{manager.InstanceIp}'], nodes: {manager: {item_type: manager}}}"
+            ),
             ""
         );
         assert!(errs("ssm_command: {commands: [x], target: boss}").contains("target `boss`"));
         assert!(errs("route53: {zone_id: Z1}").contains("at least one record"));
-        assert!(errs("route53: {zone_id: Z1, upsert: [{name: a}]}").contains("`value` or `values`"));
+        assert!(
+            errs("route53: {zone_id: Z1, upsert: [{name: a}]}").contains("`value` or `values`")
+        );
         assert!(errs("node_property: {property: a}").contains("exactly one of"));
         assert!(errs("node_count: {item_type: a}").contains("`min`, `max`"));
         assert!(errs("teleport: {}").contains("unknown kind `teleport`"));

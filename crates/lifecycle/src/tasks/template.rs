@@ -90,7 +90,8 @@ impl Template {
                     };
                     let valid_name = |s: &str| {
                         !s.is_empty()
-                            && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-:".contains(c))
+                            && s.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "_-:".contains(c))
                     };
                     if !valid_name(root) || !valid_name(field) {
                         return Err(format!("malformed placeholder {{{inner}}} in {text:?}"));
@@ -212,7 +213,11 @@ impl Values<'_> {
             "node" => node_prop(self.node.ok_or_else(missing)?),
             "metadata" => {
                 let lc = self.event.lifecycle.as_ref().ok_or_else(missing)?;
-                let v = lc.metadata.get(field).and_then(scalar).ok_or_else(missing)?;
+                let v = lc
+                    .metadata
+                    .get(field)
+                    .and_then(scalar)
+                    .ok_or_else(missing)?;
                 if self.redactor.is_secret(field) {
                     Ok(Sensitive::new(v, MASK.into()))
                 } else {
