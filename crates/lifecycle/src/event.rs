@@ -561,11 +561,14 @@ mod envelope {
 
     /// An SNS notification (inside SQS, or given directly): unwraps its `Message`.
     fn sns_message(obj: &Object, mut ctx: Ctx) -> Outcome {
-        let kind = obj.get("Type").and_then(Value::as_str).unwrap_or_default();
-        if kind != "Notification" {
-            return Ok(Parsed::NotSupported(NotSupported {
-                reason: format!("SNS {kind} message"),
-            }));
+        match obj.get("Type").and_then(Value::as_str) {
+            Some("Notification") => {}
+            Some(kind @ ("SubscriptionConfirmation" | "UnsubscribeConfirmation")) => {
+                return Ok(Parsed::NotSupported(NotSupported {
+                    reason: format!("SNS {kind} message"),
+                }));
+            }
+            _ => return Err(EventError::UnknownShape),
         }
         if let Some(id) = loose_str(obj, "MessageId") {
             ctx.message_id = Some(id);
@@ -1154,6 +1157,12 @@ mod envelope {
                 unwrap(&json!({"Records": [1, {"eventSource": "aws:s3"}]})),
                 vec![Err(EventError::UnknownShape), Err(EventError::UnknownShape)]
             );
+        }
+
+        #[test]
+        fn unknown_sns_message_type_is_unknown_shape() {
+            let out = unwrap(&json!({"Type": "Greeting", "Message": "{}"}));
+            assert_eq!(out, vec![Err(EventError::UnknownShape)]);
         }
 
         #[test]
