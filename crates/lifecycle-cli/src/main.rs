@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lifecycle::config::{ConfigErrorKind, Definition, RawConfig};
+use lifecycle::config::{ConfigErrorKind, ConfigErrors, Definition, RawConfig};
 use lifecycle::graph;
 use lifecycle::tasks::Registry;
 use lifecycle::tasks::simulated::fill_unknown;
@@ -100,18 +100,54 @@ pub(crate) fn load_raw(path: &PathBuf) -> Result<RawConfig, String> {
 }
 
 fn validate(path: &PathBuf, strict: bool) -> u8 {
-    let raw = match load_raw(path) {
-        Ok(r) => r,
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("cannot read configuration {}: {e}", path.display());
             return 2;
         }
     };
+    let (raw, mut errors) = match RawConfig::check_yaml(&text) {
+        Ok(checked) => checked,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return 2;
+        }
+    };
+    // Names nothing registers are warnings (an embedding program may register them) unless
+    // --strict: compile with stand-ins for them so that what they would hide still shows.
     let registry = Registry::builtin();
+    let mut unknown = Vec::new();
+    if let Err(ConfigErrors(found)) = Definition::compile(&raw, &registry) {
+        let (u, hard): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|e| e.kind == ConfigErrorKind::UnknownName);
+        unknown = u;
+        errors.extend(hard);
+    }
+    if strict {
+        errors.append(&mut unknown);
+    }
+    for w in &unknown {
+        eprintln!("warning: {w}");
+    }
+    if !errors.is_empty() {
+        eprintln!("{}: {}", path.display(), ConfigErrors(errors));
+        return 2;
+    }
+    let mut registry = registry;
+    let declared: Vec<String> = raw.tasks.keys().cloned().collect();
+    let (tasks, conditions) = raw.referenced_names();
+    fill_unknown(&mut registry, &declared, &tasks, &conditions, |_| None);
     match Definition::compile(&raw, &registry) {
         Ok(def) => {
+            let warnings = match unknown.len() {
+                0 => String::new(),
+                1 => " with 1 warning".to_owned(),
+                n => format!(" with {n} warnings"),
+            };
             println!(
-                "{}: valid ({} states, {} transitions, initial state {})",
+                "{}: valid{warnings} ({} states, {} transitions, initial state {})",
                 path.display(),
                 def.states().len(),
                 def.transitions().len(),
@@ -119,47 +155,9 @@ fn validate(path: &PathBuf, strict: bool) -> u8 {
             );
             0
         }
-        Err(errors) => {
-            let (unknown, hard): (Vec<_>, Vec<_>) = errors
-                .0
-                .into_iter()
-                .partition(|e| e.kind == ConfigErrorKind::UnknownName);
-            if hard.is_empty() && !strict {
-                // Compile again with stand-ins for the unknown names to catch what they hid.
-                let mut registry = registry;
-                let declared: Vec<String> = raw.tasks.keys().cloned().collect();
-                let (tasks, conditions) = raw.referenced_names();
-                fill_unknown(&mut registry, &declared, &tasks, &conditions, |_| None);
-                match Definition::compile(&raw, &registry) {
-                    Ok(def) => {
-                        for w in &unknown {
-                            eprintln!("warning: {w}");
-                        }
-                        println!(
-                            "{}: valid with {} warning{} ({} states, {} transitions, initial state {})",
-                            path.display(),
-                            unknown.len(),
-                            if unknown.len() == 1 { "" } else { "s" },
-                            def.states().len(),
-                            def.transitions().len(),
-                            def.initial_state()
-                        );
-                        0
-                    }
-                    Err(e) => {
-                        eprintln!("{}: {e}", path.display());
-                        2
-                    }
-                }
-            } else {
-                let all: Vec<_> = hard.into_iter().chain(unknown).collect();
-                eprintln!(
-                    "{}: {}",
-                    path.display(),
-                    lifecycle::config::ConfigErrors(all)
-                );
-                2
-            }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            2
         }
     }
 }

@@ -4,7 +4,6 @@
 //!
 //! Every test runs the built binary. Inputs are the examples (`examples/`), the event fixtures
 //! of the core crate (`crates/lifecycle/tests/fixtures/`) and small files under `tests/data/`.
-//! Tests marked `// BUG:` are written to the SPEC and fail until the deviation is fixed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -325,13 +324,6 @@ fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line mentions {needle:?}:\n{text}"))
 }
 
-// BUG: `lifecycle validate` stops at the first stage that fails. When a configuration has shape
-// errors (unknown keys, `conditions: always`) it prints only those; the reserved trigger name and
-// the duplicate destination of the same file are reported only after the shape errors are fixed.
-// SPEC 7: "exit 0 if valid, 2 with the errors otherwise"; the binary's own help promises "2 with
-// every error otherwise", and SPEC 3 lists all four as validation errors. Actual output for
-// tests/data/many-errors.yaml: 2 errors (unknown key `colour`, `conditions` must be a list);
-// missing: reserved name `trigger`, destination `joined` used twice.
 #[test]
 fn validate_prints_every_error_of_a_configuration_at_once() {
     let r = run(&["validate", "--config", &data("many-errors.yaml")]);
@@ -1150,14 +1142,6 @@ fn simulate_reads_command_records_tolerantly() {
     assert_eq!(s(&v, "event"), "EC2 Instance-launch Lifecycle Action");
 }
 
-// BUG: the real command record `crates/lifecycle/tests/fixtures/command-join-cluster.json` (as the
-// original wrote it) has no `EventName`, and `lifecycle simulate --commands` refuses it with exit 2:
-// "commands file ...: item 2730b156-... in the state table is malformed: `EventName` is missing".
-// The same check (CommandRecord::from_item) runs when the dispatcher takes a record, so such a
-// record in a live table makes its command event fail instead of resuming. SPEC 2.5: "Read records
-// tolerantly"; a record without a name should resume with its lifecycle data and leave the event
-// its own name (there is no name to take). Expected: exit 0 and the same flow as with the named
-// record.
 #[test]
 fn simulate_resumes_from_the_real_command_record_fixture() {
     let r = resume_seeded_command(&fixture("command-join-cluster.json"));

@@ -266,6 +266,33 @@ impl RawConfig {
     /// # Errors
     /// Every shape problem at once.
     pub fn from_value(value: &Value) -> Result<Self, ConfigErrors> {
+        let (raw, errors) = Self::check(value);
+        if errors.is_empty() {
+            Ok(raw)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Parses YAML and checks its shape, keeping whatever is well-formed: the partial
+    /// configuration and every shape problem. Lets a caller compile the well-formed part to
+    /// report the semantic problems too, all in one go.
+    ///
+    /// # Errors
+    /// Only when the text is not YAML at all.
+    pub fn check_yaml(text: &str) -> Result<(Self, Vec<ConfigError>), ConfigErrors> {
+        let value: Value = serde_norway::from_str(text).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                kind: ConfigErrorKind::Syntax,
+                location: String::new(),
+                message: format!("not valid YAML: {e}"),
+            }])
+        })?;
+        Ok(Self::check(&value))
+    }
+
+    /// Checks a document's shape: the well-formed part and every problem found.
+    pub fn check(value: &Value) -> (Self, Vec<ConfigError>) {
         let mut c = Checker { errors: Vec::new() };
         let mut raw = RawConfig::default();
         let wrapped;
@@ -286,7 +313,7 @@ impl RawConfig {
                         kind_of(other)
                     ),
                 );
-                return Err(ConfigErrors(c.errors));
+                return (raw, c.errors);
             }
         };
         c.unknown_keys(top, TOP_KEYS, "top level");
@@ -340,11 +367,7 @@ impl RawConfig {
                 format!("must be a list, not {}", kind_of(other)),
             ),
         }
-        if c.errors.is_empty() {
-            Ok(raw)
-        } else {
-            Err(ConfigErrors(c.errors))
-        }
+        (raw, c.errors)
     }
 
     /// Every name used where a task is expected (`prepare`, `before`, `after`) and where a
@@ -860,9 +883,18 @@ impl Definition {
     /// Parses and compiles YAML text in one go.
     ///
     /// # Errors
-    /// As [`RawConfig::from_yaml`] and [`Definition::compile`].
+    /// Every shape problem ([`RawConfig::check`]) and every problem compiling the well-formed
+    /// part ([`Definition::compile`]), together.
     pub fn from_yaml(text: &str, registry: &Registry) -> Result<Self, ConfigErrors> {
-        Self::compile(&RawConfig::from_yaml(text)?, registry)
+        let (raw, mut errors) = RawConfig::check_yaml(text)?;
+        match Self::compile(&raw, registry) {
+            Ok(def) if errors.is_empty() => Ok(def),
+            Ok(_) => Err(ConfigErrors(errors)),
+            Err(ConfigErrors(more)) => {
+                errors.extend(more);
+                Err(ConfigErrors(errors))
+            }
+        }
     }
 
     /// Every state, in order of first appearance, `failure` included.
@@ -989,7 +1021,15 @@ transitions:
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }
-        // Shape errors stop before compilation; fix them and the semantic ones appear.
+        // Semantic errors are reported alongside shape errors.
+        assert!(
+            joined.contains("key name: `trigger` is a reserved trigger name"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("key initial_state: `nowhere` is not a source"),
+            "{joined}"
+        );
         let es = errors(
             r#"
 initial_state: nowhere

@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use crate::clock::Deadline;
-use crate::config::Definition;
+use crate::config::{Definition, StateId};
 use crate::engine::{Action, Engine, EngineError, EventFacts, Feedback, Step, StopReason};
-use crate::event::{Event, EventError, Parsed, Source};
+use crate::event::{Event, EventError, Parsed, Source, TERMINAL_COMMAND_STATUSES};
 use crate::redact::Redactor;
 use crate::report::{ErrorClass, Report};
 use crate::services::Services;
@@ -22,7 +22,8 @@ use crate::tasks::{Resource, Scratch, TaskContext};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// How long a launching or command event waits at most for a new node to reach the
-    /// initial state (cloud-init still running). Zero: do not wait.
+    /// initial state (cloud-init still running). Zero: do not wait — a node still waiting
+    /// for cloud-init is then a timeout error at once.
     pub wait_timeout: Duration,
     /// How often the node is re-read while waiting.
     pub poll_interval: Duration,
@@ -157,13 +158,30 @@ impl Dispatcher {
         report.event_id = event.id.clone();
         report.warnings = event.warnings.clone();
 
-        // 4.1.1: a command event resumes the event that sent the command.
+        // 4.1.1: a command event resumes the event that sent the command. A status that is
+        // not final must not consume the record (the parser already refuses it; this guards
+        // events built by other means).
+        let mut taken = None;
         if let Some(cmd) = &event.command {
+            if !TERMINAL_COMMAND_STATUSES.contains(&cmd.status.as_str()) {
+                let mut r = Report::stopped(StopReason::NotSupported);
+                r.event = Some(event.name.clone());
+                r.event_id = event.id.clone();
+                r.not_supported = Some(format!(
+                    "SSM status {} (command {}) is not final",
+                    cmd.status, cmd.command_id
+                ));
+                return r;
+            }
             match self.services.commands.take_command(&cmd.command_id).await {
                 Ok(Some(record)) => {
                     tracing::info!(command = %record.id, event = %record.event_name, "command record taken");
-                    event.name = record.event_name;
-                    event.lifecycle = record.lifecycle;
+                    // A record written without `EventName` keeps the event's own name.
+                    if !record.event_name.is_empty() {
+                        event.name = record.event_name.clone();
+                    }
+                    event.lifecycle = record.lifecycle.clone();
+                    taken = Some(record);
                 }
                 Ok(None) => {
                     let mut r = Report::stopped(StopReason::NotSupported);
@@ -207,33 +225,33 @@ impl Dispatcher {
             }
         }
 
-        // 4.1.4: wait for cloud-init.
-        if let Err(e) = self.wait_for_initial(&event, &mut resource, deadline).await {
-            return error_report(report, &e);
-        }
-
-        // 4.1.3 and 4.1.5: the current state, and the guards.
-        let state_name = resource
-            .node
-            .as_ref()
-            .map_or_else(|| event.name.clone(), |n| n.status.clone());
-        report.initial_state = state_name.clone();
-        report.final_state = state_name.clone();
-        if let Err(e) = self.guard(&event, &resource, &state_name) {
-            return error_report(report, &e);
-        }
-        let Some(state) = self.def.state_id(&state_name) else {
-            return error_report(
-                report,
-                &DispatchError::Guard(format!("no trigger for state {state_name:?}")),
-            );
+        let current = |resource: &Resource| {
+            resource
+                .node
+                .as_ref()
+                .map_or_else(|| event.name.clone(), |n| n.status.clone())
         };
-        if self.def.candidates(state).is_empty() {
-            return error_report(
-                report,
-                &DispatchError::Guard(format!("no trigger for state {state_name:?}")),
-            );
-        }
+        report.initial_state = current(&resource);
+        report.final_state = report.initial_state.clone();
+
+        // 4.1.4: wait for cloud-init; then 4.1.3 and 4.1.5: the current state and the guards.
+        // Nothing has changed yet when one of these fails, so a taken command record is put
+        // back: the redelivered status event can then resume.
+        let state = match self.prepare(&event, &mut resource, deadline).await {
+            Ok(state) => state,
+            Err(e) => {
+                report.initial_state = current(&resource);
+                report.final_state = report.initial_state.clone();
+                if let Some(record) = &taken
+                    && let Err(put) = self.services.commands.put_command(record).await
+                {
+                    tracing::error!(command = %record.id, error = %put, "could not put the command record back");
+                }
+                return error_report(report, &e);
+            }
+        };
+        report.initial_state = self.def.state_name(state).to_owned();
+        report.final_state = report.initial_state.clone();
 
         // 4.2: the loop.
         let facts = EventFacts {
@@ -307,6 +325,27 @@ impl Dispatcher {
         }
     }
 
+    /// Waits for cloud-init when needed, then finds the current state and applies the guards.
+    async fn prepare(
+        &self,
+        event: &Event,
+        resource: &mut Resource,
+        deadline: Deadline,
+    ) -> Result<StateId, DispatchError> {
+        self.wait_for_initial(event, resource, deadline).await?;
+        let state_name = resource
+            .node
+            .as_ref()
+            .map_or_else(|| event.name.clone(), |n| n.status.clone());
+        self.guard(event, resource, &state_name)?;
+        match self.def.state_id(&state_name) {
+            Some(state) if !self.def.candidates(state).is_empty() => Ok(state),
+            _ => Err(DispatchError::Guard(format!(
+                "no trigger for state {state_name:?}"
+            ))),
+        }
+    }
+
     /// Writes a state change with a compare-and-set, or keeps it in memory for a resource
     /// that is not persisted.
     async fn persist(&self, resource: &mut Resource, from: &str, to: &str) -> Feedback {
@@ -343,8 +382,10 @@ impl Dispatcher {
         let Some(node) = resource.node.as_ref() else {
             return Ok(());
         };
-        let applies =
-            (event.is_launching() && event.source == Source::AutoScaling) || event.is_command();
+        // A command event resuming a termination is terminating: it never waits either.
+        let applies = !event.is_terminating()
+            && ((event.is_launching() && event.source == Source::AutoScaling)
+                || event.is_command());
         if !applies || !must_wait(node) {
             return Ok(());
         }

@@ -1462,11 +1462,6 @@ table! {
             ..EXPECT
         });
 
-    // BUG: SPEC 4.1.1 says a command event takes `is_terminating` from the lifecycle event that
-    // sent the command, and SPEC 4.1.4 says "A terminating event never waits". The dispatcher
-    // (`wait_for_initial`) waits for every command event (`|| event.is_command()`), also one
-    // resuming a termination, so this row times out after 30 s instead of running from
-    // `pending` at once.
     command_event_resuming_a_termination_never_waits:
         Row::new(TERMINATING_COMMAND, command_on("cmd-7", "Success", "i-1"))
         .node("i-1", "pending").record("cmd-7", &terminate("i-1"), "i-1").wait(30, 5)

@@ -136,7 +136,8 @@ pub struct CommandRecord {
     pub comment: String,
     /// `Commands`: the shell commands, with secret values already masked.
     pub commands: Vec<String>,
-    /// `EventName`: the name of the event that sent the command.
+    /// `EventName`: the name of the event that sent the command (empty when the record has
+    /// none: the command event then keeps its own name).
     pub event_name: String,
     /// `LifecycleData`: the lifecycle data of that event, if it had any.
     pub lifecycle: Option<LifecycleData>,
@@ -185,10 +186,9 @@ impl CommandRecord {
                 Some(_) => Err(corrupt(format!("`{name}` is not a string"))),
             }
         };
+        // Records written by older tools may lack `EventName`; the command event then keeps
+        // its own name.
         let event_name = string("EventName")?;
-        if event_name.is_empty() {
-            return Err(corrupt("`EventName` is missing".into()));
-        }
         let lifecycle = match item.get("LifecycleData") {
             None | Some(Value::Null) => None,
             Some(v) => Some(
