@@ -4,6 +4,7 @@
 //! Exit codes: 0 processed (failure handling included) or not supported; 1 the invocation ended
 //! with an error; 2 invalid input, configuration or flags. Logs go to stderr (`RUST_LOG`).
 
+mod handle;
 mod simulate;
 
 use std::path::PathBuf;
@@ -68,6 +69,18 @@ enum Command {
     /// local store, with no AWS: built-in tasks act on the store and list the AWS calls they
     /// would make.
     Simulate(simulate::Args),
+    /// Run one event (or an envelope of several) through the real dispatcher with the AWS
+    /// backends: state in DynamoDB, Auto Scaling, SSM, SNS and Route 53 for real. Uses the
+    /// standard AWS environment (credential chain, AWS_REGION, AWS_ENDPOINT_URL). Same output
+    /// and exit codes as `simulate`.
+    Handle(handle::Args),
+    /// Create the DynamoDB state table (key `Ident`, an index on `ItemType`, TTL on
+    /// `ExpiresAt`), or check an existing one. Idempotent.
+    Init {
+        /// The table name.
+        #[arg(long, value_name = "NAME")]
+        table: String,
+    },
 }
 
 fn init_logging() {
@@ -88,6 +101,8 @@ fn main() -> ExitCode {
         Command::Validate { config, strict } => validate(&config, strict),
         Command::Graph { config, format } => draw(&config, format),
         Command::Simulate(args) => simulate::run(args),
+        Command::Handle(args) => handle::run(args),
+        Command::Init { table } => handle::init(&table),
     };
     ExitCode::from(code)
 }

@@ -187,14 +187,14 @@ fn setup(args: &Args) -> Result<Setup, Invalid> {
     })
 }
 
-fn invalid_report(message: String) -> Report {
+pub(crate) fn invalid_report(message: String) -> Report {
     let mut r = Report::stopped(StopReason::Error);
     r.error = Some(message);
     r.error_class = Some(ErrorClass::InvalidInput);
     r
 }
 
-fn print(reports: &[Report], batch: bool, format: OutputFormat) {
+pub(crate) fn print(reports: &[Report], batch: bool, format: OutputFormat) {
     match format {
         OutputFormat::Json => {
             let out = if batch {

@@ -1,0 +1,176 @@
+//! [`AutoScalingActions`]: lifecycle actions, scaling activities and instance protection.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_autoscaling::Client;
+use lifecycle::clock::Clock;
+use lifecycle::event::LifecycleData;
+use lifecycle::services::{ActionState, LifecycleActions, LifecycleResult};
+use lifecycle::tasks::TaskError;
+
+use crate::error::{Failure, classify};
+
+/// How often a scaling activity is polled.
+const ACTIVITY_POLL: Duration = Duration::from_secs(5);
+
+/// Auto Scaling through the AWS SDK.
+#[derive(Clone)]
+pub struct AutoScalingActions {
+    client: Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AutoScalingActions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoScalingActions").finish_non_exhaustive()
+    }
+}
+
+/// AWS answers a completion or heartbeat for an action that is over (completed, abandoned,
+/// timed out) with a `ValidationError` saying so.
+fn no_active_action(f: &Failure) -> bool {
+    f.is("ValidationError", "No active Lifecycle Action")
+}
+
+impl AutoScalingActions {
+    /// Auto Scaling on `config`, waiting with `clock`.
+    pub fn new(config: &aws_config::SdkConfig, clock: Arc<dyn Clock>) -> Self {
+        AutoScalingActions {
+            client: Client::new(config),
+            clock,
+        }
+    }
+
+    /// Auto Scaling with an existing client.
+    pub fn with_client(client: Client, clock: Arc<dyn Clock>) -> Self {
+        AutoScalingActions { client, clock }
+    }
+
+    /// Runs `call` by token (when there is one), then by instance id when AWS knows no action
+    /// for the token; "no active lifecycle action" for both is [`ActionState::NoActiveAction`].
+    async fn by_token_then_instance<F, Fut>(
+        &self,
+        operation: &str,
+        data: &LifecycleData,
+        call: F,
+    ) -> Result<ActionState, TaskError>
+    where
+        F: Fn(Option<String>, Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), Failure>>,
+    {
+        if let Some(token) = &data.token {
+            match call(Some(token.clone()), None).await {
+                Ok(()) => return Ok(ActionState::Done),
+                Err(f) if no_active_action(&f) => {
+                    tracing::info!(%operation, instance = %data.instance_id, "no active action for the token; trying the instance id");
+                }
+                Err(f) => return Err(f.task(operation)),
+            }
+        }
+        match call(None, Some(data.instance_id.clone())).await {
+            Ok(()) => Ok(ActionState::Done),
+            Err(f) if no_active_action(&f) => Ok(ActionState::NoActiveAction),
+            Err(f) => Err(f.task(operation)),
+        }
+    }
+}
+
+#[async_trait]
+impl LifecycleActions for AutoScalingActions {
+    async fn complete(
+        &self,
+        data: &LifecycleData,
+        result: LifecycleResult,
+    ) -> Result<ActionState, TaskError> {
+        self.by_token_then_instance("CompleteLifecycleAction", data, |token, instance| {
+            let req = self
+                .client
+                .complete_lifecycle_action()
+                .auto_scaling_group_name(&data.auto_scaling_group)
+                .lifecycle_hook_name(&data.hook_name)
+                .lifecycle_action_result(result.as_str())
+                .set_lifecycle_action_token(token)
+                .set_instance_id(instance);
+            async move { req.send().await.map(|_| ()).map_err(|e| classify(&e)) }
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, data: &LifecycleData) -> Result<ActionState, TaskError> {
+        self.by_token_then_instance("RecordLifecycleActionHeartbeat", data, |token, instance| {
+            let req = self
+                .client
+                .record_lifecycle_action_heartbeat()
+                .auto_scaling_group_name(&data.auto_scaling_group)
+                .lifecycle_hook_name(&data.hook_name)
+                .set_lifecycle_action_token(token)
+                .set_instance_id(instance);
+            async move { req.send().await.map(|_| ()).map_err(|e| classify(&e)) }
+        })
+        .await
+    }
+
+    async fn wait_for_activity(
+        &self,
+        data: &LifecycleData,
+        until: SystemTime,
+    ) -> Result<(), TaskError> {
+        loop {
+            let mut pages = self
+                .client
+                .describe_scaling_activities()
+                .auto_scaling_group_name(&data.auto_scaling_group)
+                .into_paginator()
+                .send();
+            let mut progress = None;
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| classify(&e).task("DescribeScalingActivities"))?;
+                if let Some(a) = page.activities().iter().find(|a| {
+                    a.description()
+                        .is_some_and(|d| d.contains(&data.instance_id))
+                        || a.details().is_some_and(|d| d.contains(&data.instance_id))
+                }) {
+                    progress = Some(a.progress().unwrap_or(0));
+                    break;
+                }
+            }
+            match progress {
+                None => {
+                    tracing::debug!(instance = %data.instance_id, "no scaling activity mentions the instance; nothing to wait for");
+                    return Ok(());
+                }
+                Some(p) if p >= 100 => return Ok(()),
+                Some(p) => {
+                    let now = self.clock.now();
+                    if now >= until {
+                        return Err(TaskError::retryable(format!(
+                            "scaling activity of {} still at {p}% when the wait ran out",
+                            data.instance_id
+                        )));
+                    }
+                    let left = until.duration_since(now).unwrap_or_default();
+                    self.clock.sleep(ACTIVITY_POLL.min(left)).await;
+                }
+            }
+        }
+    }
+
+    async fn set_protection(
+        &self,
+        group: &str,
+        instance_ids: &[String],
+        protected: bool,
+    ) -> Result<(), TaskError> {
+        self.client
+            .set_instance_protection()
+            .auto_scaling_group_name(group)
+            .set_instance_ids(Some(instance_ids.to_vec()))
+            .protected_from_scale_in(protected)
+            .send()
+            .await
+            .map_err(|e| classify(&e).task("SetInstanceProtection"))?;
+        Ok(())
+    }
+}

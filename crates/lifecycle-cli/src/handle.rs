@@ -1,0 +1,130 @@
+//! `lifecycle handle` and `lifecycle init`: the real engine with the AWS backends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lifecycle::clock::Deadline;
+use lifecycle::config::Definition;
+use lifecycle::dispatch::{Dispatcher, Options};
+use lifecycle::event;
+use lifecycle::report::Report;
+use lifecycle::tasks::Registry;
+use lifecycle_aws::DynamoStore;
+
+use crate::OutputFormat;
+use crate::simulate::{invalid_report, print};
+
+/// Flags of `lifecycle handle`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file (YAML or JSON). Every task and condition must be built in or
+    /// declared in its `tasks:` section.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The event: an EventBridge event, or an SNS/SQS envelope of one or more records.
+    #[arg(long, value_name = "FILE")]
+    event: PathBuf,
+    /// The DynamoDB state table (see `lifecycle init`).
+    #[arg(long, value_name = "NAME")]
+    table: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// How long a launching or command event waits for a new node to reach the initial state.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    wait_timeout: u64,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Runs `lifecycle handle`; returns the exit code.
+pub fn run(args: Args) -> u8 {
+    let fail = |msg: String, code: u8| {
+        eprintln!("error: {msg}");
+        if args.format == OutputFormat::Json {
+            print(&[invalid_report(msg)], false, args.format);
+        }
+        code
+    };
+    let raw = match crate::load_raw(&args.config) {
+        Ok(r) => r,
+        Err(e) => return fail(e, 2),
+    };
+    let def = match Definition::compile(&raw, &Registry::builtin()) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("{}: {e}", args.config.display()), 2),
+    };
+    let input = match std::fs::read(&args.event) {
+        Ok(i) => i,
+        Err(e) => {
+            return fail(
+                format!("cannot read event {}: {e}", args.event.display()),
+                2,
+            );
+        }
+    };
+    let records = match event::parse(&input) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("{}: {e}", args.event.display()), 2),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e, 1),
+    };
+    let batch = records.len() > 1;
+    let reports: Vec<Report> = rt.block_on(async {
+        let services = lifecycle_aws::load_services(&args.table).await;
+        let options = Options {
+            wait_timeout: Duration::from_secs(args.wait_timeout),
+            ..Options::default()
+        };
+        let dispatcher = Dispatcher::new(Arc::new(def), services, options);
+        let mut reports = Vec::with_capacity(records.len());
+        for record in records {
+            reports.push(dispatcher.dispatch(record, Deadline::NONE).await);
+        }
+        reports
+    });
+    print(&reports, batch, args.format);
+    reports
+        .iter()
+        .map(Report::exit_code)
+        .max()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(0)
+}
+
+/// Runs `lifecycle init --table NAME`; returns the exit code.
+pub fn init(table: &str) -> u8 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let result = rt.block_on(async {
+        let config = lifecycle_aws::load_config().await;
+        DynamoStore::new(&config, table).init().await
+    });
+    match result {
+        Ok(()) => {
+            println!(
+                "table {table} is ready (key Ident, index {}, TTL on {})",
+                lifecycle_aws::TYPE_INDEX,
+                lifecycle_aws::ATTR_EXPIRES
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
