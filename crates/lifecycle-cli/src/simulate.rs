@@ -178,6 +178,8 @@ fn setup(args: &Args) -> Result<Setup, Invalid> {
     let services = Services::embedded(store, recorder.clone(), clock);
     let options = Options {
         wait_timeout: Duration::from_secs(args.wait_timeout),
+        // Nothing else writes to the local store while a simulation runs.
+        record_wait: Duration::ZERO,
         ..Options::default()
     };
     Ok(Setup {

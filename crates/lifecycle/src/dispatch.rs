@@ -14,9 +14,12 @@ use crate::engine::{Action, Engine, EngineError, EventFacts, Feedback, Step, Sto
 use crate::event::{Event, EventError, Parsed, Source, TERMINAL_COMMAND_STATUSES};
 use crate::redact::Redactor;
 use crate::report::{ErrorClass, Report};
-use crate::services::Services;
+use crate::services::{COMMAND_MARKER, Services};
 use crate::store::{Node, StoreError};
 use crate::tasks::{Resource, Scratch, TaskContext};
+
+/// How often a command record is looked for while a status event waits for it.
+const RECORD_POLL: Duration = Duration::from_millis(500);
 
 /// Tunables of the dispatcher.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +34,9 @@ pub struct Options {
     pub heartbeat_interval: Duration,
     /// Metadata merged under the event's `NotificationMetadata` (the event's keys win).
     pub default_metadata: Map<String, Value>,
+    /// How long a status event of a command this library sent ([`COMMAND_MARKER`]) waits for
+    /// the command's record when it arrives before the sender has stored it.
+    pub record_wait: Duration,
 }
 
 impl Default for Options {
@@ -40,6 +46,7 @@ impl Default for Options {
             poll_interval: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(60),
             default_metadata: Map::new(),
+            record_wait: Duration::from_secs(10),
         }
     }
 }
@@ -173,7 +180,7 @@ impl Dispatcher {
                 ));
                 return r;
             }
-            match self.services.commands.take_command(&cmd.command_id).await {
+            match self.take_record(cmd, deadline).await {
                 Ok(Some(record)) => {
                     tracing::info!(command = %record.id, event = %record.event_name, "command record taken");
                     // A record written without `EventName` keeps the event's own name.
@@ -187,10 +194,16 @@ impl Dispatcher {
                     let mut r = Report::stopped(StopReason::NotSupported);
                     r.event = Some(event.name.clone());
                     r.event_id = event.id.clone();
-                    r.not_supported = Some(format!(
-                        "command {} is not ours (no command record)",
-                        cmd.command_id
-                    ));
+                    r.not_supported = Some(
+                        if cmd.commands.first().map(String::as_str) == Some(COMMAND_MARKER) {
+                            format!(
+                                "command {} has no record: already handled, or expired",
+                                cmd.command_id
+                            )
+                        } else {
+                            format!("command {} is not ours (no command record)", cmd.command_id)
+                        },
+                    );
                     tracing::info!(command = %cmd.command_id, "command not registered; not ours");
                     return r;
                 }
@@ -322,6 +335,37 @@ impl Dispatcher {
         match finish.error {
             Some(e) => error_report(report, &e.into()),
             None => report,
+        }
+    }
+
+    /// Takes the command record of a status event. A command this library sent (its first
+    /// line is [`COMMAND_MARKER`]) may report before the sender has stored its record — SSM
+    /// is fast — so its record is waited for, bounded by `record_wait` and the deadline.
+    async fn take_record(
+        &self,
+        cmd: &crate::event::CommandStatus,
+        deadline: Deadline,
+    ) -> Result<Option<crate::store::CommandRecord>, StoreError> {
+        let commands = &self.services.commands;
+        if let Some(record) = commands.take_command(&cmd.command_id).await? {
+            return Ok(Some(record));
+        }
+        if cmd.commands.first().map(String::as_str) != Some(COMMAND_MARKER) {
+            return Ok(None);
+        }
+        let clock = &self.services.clock;
+        let until = deadline.min_with(clock.now(), self.options.record_wait);
+        tracing::info!(command = %cmd.command_id, "our command, but no record yet: waiting for it");
+        loop {
+            let now = clock.now();
+            if now >= until {
+                return Ok(None);
+            }
+            let left = until.duration_since(now).unwrap_or_default();
+            clock.sleep(RECORD_POLL.min(left)).await;
+            if let Some(record) = commands.take_command(&cmd.command_id).await? {
+                return Ok(Some(record));
+            }
         }
     }
 

@@ -87,6 +87,11 @@ pub trait LifecycleActions: Send + Sync {
     ) -> Result<(), TaskError>;
 }
 
+/// The first line of every shell command the library sends: a shell comment that the
+/// command's status event carries back in its `parameters`, so that a status event that
+/// arrives before its command record is stored is recognised as ours and waited for.
+pub const COMMAND_MARKER: &str = "# sent by autoscaling-lifecycle";
+
 /// A shell command to run on instances through SSM.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShellCommand {

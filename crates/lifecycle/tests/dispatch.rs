@@ -89,3 +89,66 @@ async fn a_non_final_status_never_consumes_the_record() {
     assert_eq!(r.stopped_by, StopReason::NotSupported);
     assert_eq!(store.items().unwrap().len(), 2);
 }
+
+fn ours(mut event: lifecycle::event::Event) -> lifecycle::event::Event {
+    if let Some(c) = &mut event.command {
+        c.commands = vec![
+            lifecycle::services::COMMAND_MARKER.to_owned(),
+            "/bin/true".to_owned(),
+        ];
+    }
+    event
+}
+
+fn dispatcher_with_clock(store: &LocalStore, clock: Arc<common::CloudInitClock>) -> Dispatcher {
+    let def = Definition::from_yaml(CONFIG, &registry_for(CONFIG, &[])).unwrap();
+    Dispatcher::new(
+        Arc::new(def),
+        Services::embedded(store.clone(), Recorder::default(), clock),
+        Options::default(),
+    )
+}
+
+#[tokio::test]
+async fn a_status_event_that_outruns_its_record_waits_for_it() {
+    // SSM reports before the sender stored the record: the record appears after the
+    // dispatcher's second poll.
+    let store = LocalStore::memory();
+    store
+        .insert_item(node("i-1", "finished_cloud_init"))
+        .unwrap();
+    let clock = Arc::new(common::CloudInitClock::new(
+        store.clone(),
+        Some((2, command_record("cmd-1", &launch("i-1"), "i-1"))),
+    ));
+    let d = dispatcher_with_clock(&store, clock.clone());
+    let r = d
+        .handle(ours(command("cmd-1", "Success")), Deadline::NONE)
+        .await;
+    assert_eq!(r.error, None, "{r:?}");
+    assert_eq!(r.final_state, "joined");
+    assert_eq!(clock.sleeps(), 2);
+}
+
+#[tokio::test]
+async fn a_status_event_of_a_command_already_handled_is_not_supported_after_a_bounded_wait() {
+    let store = LocalStore::memory();
+    store
+        .insert_item(node("i-1", "finished_cloud_init"))
+        .unwrap();
+    let clock = Arc::new(common::CloudInitClock::new(store.clone(), None));
+    let d = dispatcher_with_clock(&store, clock.clone());
+    let r = d
+        .handle(ours(command("cmd-1", "Success")), Deadline::NONE)
+        .await;
+    assert_eq!(r.stopped_by, StopReason::NotSupported);
+    assert!(r.not_supported.unwrap().contains("already handled"));
+    assert_eq!(clock.elapsed(), Options::default().record_wait);
+
+    // Someone else's command is not waited for at all.
+    let clock = Arc::new(common::CloudInitClock::new(store.clone(), None));
+    let d = dispatcher_with_clock(&store, clock.clone());
+    let r = d.handle(command("cmd-2", "Success"), Deadline::NONE).await;
+    assert_eq!(r.stopped_by, StopReason::NotSupported);
+    assert_eq!(clock.sleeps(), 0);
+}

@@ -114,6 +114,7 @@ impl Row {
                 poll_interval: Duration::from_secs(5),
                 heartbeat_interval: Duration::from_secs(10),
                 default_metadata: Map::new(),
+                record_wait: Duration::ZERO,
             },
             deadline: None,
             cloud_init: None,

@@ -26,7 +26,8 @@ use serde_json::{Map, Value, json};
 
 use super::template::{Template, Values};
 use super::{Condition, Registered, Task, TaskContext, TaskError};
-use crate::services::{RecordAction, RecordChange, ShellCommand};
+use crate::redact::Sensitive;
+use crate::services::{COMMAND_MARKER, RecordAction, RecordChange, ShellCommand};
 use crate::store::{CommandRecord, Node};
 
 /// Node statuses that query results leave out (SPEC 5).
@@ -308,11 +309,10 @@ impl Task for SsmCommand {
             None => cx.node()?.id.clone(),
         };
         let v = values(cx, &aliases);
-        let commands = self
-            .commands
-            .iter()
-            .map(|t| t.render(&v))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut commands = vec![Sensitive::plain(COMMAND_MARKER)];
+        for t in &self.commands {
+            commands.push(t.render(&v)?);
+        }
         let comment = truncate(self.comment.render(&v)?.shown(), SSM_COMMENT_MAX);
         let key = format!(
             "{}/{}/{}/{}",
