@@ -6,6 +6,7 @@
 //! | `NodeStore`, `CommandStore` | [`DynamoStore`] | DynamoDB: conditional writes, atomic take |
 //! | `LifecycleActions` | [`AutoScalingActions`] | Auto Scaling lifecycle hooks, activities, protection |
 //! | `CommandRunner` | [`SsmRunner`] | SSM Run Command |
+//! | `Secrets` | [`ParameterStore`] | SSM Parameter Store (`SecureString`s decrypted) |
 //! | `Reporter` | [`SnsReporter`] | SNS |
 //! | `Dns` | [`Route53Dns`] | Route 53 |
 //! | `Clock` | [`TokioClock`] | — |
@@ -34,7 +35,7 @@ pub use dynamo::{
 };
 pub use route53::Route53Dns;
 pub use sns::SnsReporter;
-pub use ssm::SsmRunner;
+pub use ssm::{ParameterStore, SsmRunner};
 
 use lifecycle::redact::Redactor;
 use lifecycle::services::Services;
@@ -56,6 +57,7 @@ pub fn services(config: &aws_config::SdkConfig, table: &str) -> Services {
         runner: Arc::new(SsmRunner::new(config, clock.clone())),
         dns: Arc::new(Route53Dns::new(config)),
         reporter: Arc::new(SnsReporter::new(config)),
+        secrets: Arc::new(ParameterStore::new(config)),
         clock,
         redactor: Redactor::default(),
     }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::{InstanceInformationStringFilter, PingStatus};
 use lifecycle::clock::Clock;
-use lifecycle::services::{CommandRunner, ShellCommand};
+use lifecycle::services::{CommandRunner, Secrets, ShellCommand};
 use lifecycle::tasks::TaskError;
 use lifecycle::tasks::declared::SSM_COMMENT_MAX;
 
@@ -123,5 +123,38 @@ impl CommandRunner for SsmRunner {
             .and_then(|c| c.command_id())
             .map(str::to_owned)
             .ok_or_else(|| TaskError::retryable("SendCommand: the answer has no command id"))
+    }
+}
+
+/// SSM Parameter Store through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct ParameterStore {
+    client: Client,
+}
+
+impl ParameterStore {
+    /// Parameter Store on `config`.
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        ParameterStore {
+            client: Client::new(config),
+        }
+    }
+}
+
+#[async_trait]
+impl Secrets for ParameterStore {
+    async fn read(&self, name: &str, decrypt: bool) -> Result<String, TaskError> {
+        let out = self
+            .client
+            .get_parameter()
+            .name(name)
+            .with_decryption(decrypt)
+            .send()
+            .await
+            .map_err(|e| classify(&e).task("GetParameter"))?;
+        out.parameter()
+            .and_then(|p| p.value())
+            .map(str::to_owned)
+            .ok_or_else(|| TaskError::failed(format!("GetParameter: {name} has no value")))
     }
 }

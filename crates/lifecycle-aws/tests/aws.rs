@@ -20,11 +20,11 @@ use lifecycle::event::{LifecycleData, LifecycleTransition};
 use lifecycle::redact::Sensitive;
 use lifecycle::services::{
     ActionState, CommandRunner, Dns, LifecycleActions, LifecycleResult, RecordAction, RecordChange,
-    Reporter, ShellCommand,
+    Reporter, Secrets, ShellCommand,
 };
 use lifecycle::store::{CommandRecord, CommandStore, Node, NodeStore, StoreError};
 use lifecycle_aws::{
-    AutoScalingActions, DynamoStore, Route53Dns, SnsReporter, SsmRunner, TYPE_INDEX,
+    AutoScalingActions, DynamoStore, ParameterStore, Route53Dns, SnsReporter, SsmRunner, TYPE_INDEX,
 };
 use serde_json::{Map, Value, json};
 use support::{Moto, MotoGuard};
@@ -584,4 +584,28 @@ async fn dns_changes_apply_as_one_batch_and_stale_deletes_are_refused() {
         .await
         .unwrap();
     assert_eq!(a_records().await.len(), 1);
+}
+
+#[tokio::test]
+async fn secure_parameters_are_read_decrypted() {
+    let moto = Moto::shared();
+    let config = sdk(&moto).await;
+    aws_sdk_ssm::Client::new(&config)
+        .put_parameter()
+        .name("/swarm/worker-token")
+        .value("SWMTKN-1-from-parameter-store")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let store = ParameterStore::new(&config);
+    assert_eq!(
+        store.read("/swarm/worker-token", true).await.unwrap(),
+        "SWMTKN-1-from-parameter-store"
+    );
+    let e = store.read("/swarm/missing", true).await.unwrap_err();
+    assert!(
+        !e.retryable && e.message.contains("ParameterNotFound"),
+        "{e:?}"
+    );
 }

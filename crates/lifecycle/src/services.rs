@@ -174,6 +174,16 @@ pub trait Reporter: Send + Sync {
     -> Result<(), TaskError>;
 }
 
+/// Reading secret values (SSM Parameter Store), e.g. a join token into a node property.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    /// The value of parameter `name`, decrypted when `decrypt` (a `SecureString`).
+    ///
+    /// # Errors
+    /// A [`TaskError`] that says whether a retry can help; a missing parameter cannot.
+    async fn read(&self, name: &str, decrypt: bool) -> Result<String, TaskError>;
+}
+
 /// One AWS call that would have been made, as the embedded [`Recorder`] saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Call {
@@ -353,6 +363,24 @@ impl Dns for Recorder {
     }
 }
 
+/// The recorder's stand-in for a parameter's value: it names the parameter, so a simulation
+/// shows which value would have been used without any secret existing.
+pub fn simulated_parameter(name: &str) -> String {
+    format!("simulated-value-of:{name}")
+}
+
+#[async_trait]
+impl Secrets for Recorder {
+    async fn read(&self, name: &str, decrypt: bool) -> Result<String, TaskError> {
+        self.record(
+            "ssm",
+            "GetParameter",
+            json!({"Name": name, "WithDecryption": decrypt}),
+        );
+        Ok(simulated_parameter(name))
+    }
+}
+
 #[async_trait]
 impl Reporter for Recorder {
     async fn publish(
@@ -399,6 +427,8 @@ pub struct Services {
     pub dns: Arc<dyn Dns>,
     /// SNS.
     pub reporter: Arc<dyn Reporter>,
+    /// SSM Parameter Store.
+    pub secrets: Arc<dyn Secrets>,
     /// Time.
     pub clock: Arc<dyn crate::clock::Clock>,
     /// Which properties are secret.
@@ -424,6 +454,7 @@ impl Services {
             lifecycle: Arc::new(recorder.clone()),
             runner: Arc::new(recorder.clone()),
             dns: Arc::new(recorder.clone()),
+            secrets: Arc::new(recorder.clone()),
             reporter: Arc::new(recorder),
             clock,
             redactor: crate::redact::Redactor::default(),

@@ -152,3 +152,38 @@ async fn a_status_event_of_a_command_already_handled_is_not_supported_after_a_bo
     assert_eq!(r.stopped_by, StopReason::NotSupported);
     assert_eq!(clock.sleeps(), 0);
 }
+
+#[tokio::test]
+async fn read_parameter_stores_the_value_as_a_node_property() {
+    const CFG: &str = r#"
+tasks:
+  fetch_token:
+    read_parameter: {name: "/swarm/{node.ItemType}-token", property: JoinToken}
+transitions:
+  - {source: finished_cloud_init, dest: joined, triggers: [{name: join, before: [fetch_token]}]}
+"#;
+    let store = LocalStore::memory();
+    store
+        .insert_item(node("i-1", "finished_cloud_init"))
+        .unwrap();
+    let recorder = Recorder::default();
+    let d = Dispatcher::new(
+        Arc::new(Definition::from_yaml(CFG, &lifecycle::tasks::Registry::builtin()).unwrap()),
+        Services::embedded(
+            store.clone(),
+            recorder.clone(),
+            Arc::new(ManualClock::default()),
+        ),
+        Options::default(),
+    );
+    let r = d.handle(launch("i-1"), Deadline::NONE).await;
+    assert_eq!(r.error, None, "{r:?}");
+    let calls = recorder.calls();
+    assert_eq!(calls[0].operation, "GetParameter");
+    assert_eq!(calls[0].input["Name"], "/swarm/worker-token");
+    let item = &store.items().unwrap()[0];
+    assert_eq!(
+        item["JoinToken"],
+        lifecycle::services::simulated_parameter("/swarm/worker-token")
+    );
+}

@@ -9,6 +9,7 @@
 //! | `route53` | task | `zone_id`, `ttl`, `upsert`/`delete` (lists of `{name, type, value(s), ttl}`), `defer` |
 //! | `sns_report` | task | `topic_arn`, `subject`, `message` |
 //! | `set_properties` | task | `properties` (mapping of name → template), `nodes` |
+//! | `read_parameter` | task | `name` (an SSM parameter), `property`, `decrypt` (default true) |
 //! | `node_property` | condition | `property`, one of `equals` / `one_of` / `present`, `node` (alias) , `nodes` |
 //! | `node_count` | condition | `item_type`, `status`, `min`, `max` |
 //!
@@ -39,6 +40,7 @@ pub const KINDS: &[(&str, bool)] = &[
     ("route53", true),
     ("sns_report", true),
     ("set_properties", true),
+    ("read_parameter", true),
     ("node_property", false),
     ("node_count", false),
 ];
@@ -86,6 +88,10 @@ pub fn build(name: &str, spec: &Value) -> Result<Registered, Vec<String>> {
         "set_properties" => {
             let p: SetParams = serde_json::from_value(params).map_err(parsed)?;
             Ok(Registered::Task(Arc::new(SetProperties::new(p)?)))
+        }
+        "read_parameter" => {
+            let p: ParameterParams = serde_json::from_value(params).map_err(parsed)?;
+            Ok(Registered::Task(Arc::new(ReadParameter::new(p)?)))
         }
         "node_property" => {
             let p: PropertyParams = serde_json::from_value(params).map_err(parsed)?;
@@ -619,6 +625,60 @@ impl Task for SetProperties {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ParameterParams {
+    name: String,
+    property: String,
+    #[serde(default = "yes")]
+    decrypt: bool,
+}
+
+/// `read_parameter`: reads an SSM parameter (a `SecureString`, decrypted) into a node
+/// property, e.g. a cluster join token the node's commands then use as `{node.PROP}`.
+struct ReadParameter {
+    name: Template,
+    property: String,
+    decrypt: bool,
+}
+
+impl ReadParameter {
+    fn new(p: ParameterParams) -> Result<Self, Vec<String>> {
+        let name = template(&p.name, &[], "read_parameter: name")?;
+        if p.property == crate::store::ATTR_IDENT || p.property == crate::store::ATTR_STATUS {
+            return Err(vec![format!(
+                "read_parameter: `{}` cannot be set",
+                p.property
+            )]);
+        }
+        // A decrypted value must land in a property whose name marks it secret, so that it
+        // is masked everywhere it could be shown.
+        if p.decrypt && !crate::redact::Redactor::default().is_secret(&p.property) {
+            return Err(vec![format!(
+                "read_parameter: property `{}` would hold a decrypted secret; its name must contain token, secret, password or credential",
+                p.property
+            )]);
+        }
+        Ok(ReadParameter {
+            name,
+            property: p.property,
+            decrypt: p.decrypt,
+        })
+    }
+}
+
+#[async_trait]
+impl Task for ReadParameter {
+    async fn run(&self, cx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+        let none = BTreeMap::new();
+        let name = self.name.render(&values(cx, &none))?.expose().to_owned();
+        let value = cx.services.secrets.read(&name, self.decrypt).await?;
+        let mut props = Map::new();
+        props.insert(self.property.clone(), Value::String(value));
+        cx.set_properties(props).await
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PropertyParams {
     property: String,
     #[serde(default)]
@@ -800,6 +860,18 @@ mod tests {
         assert!(errs("teleport: {}").contains("unknown kind `teleport`"));
         assert!(errs("[1]").contains("a mapping with one kind"));
         assert!(errs("set_properties: {properties: {ItemStatus: x}}").contains("cannot be set"));
+        assert_eq!(
+            errs("read_parameter: {name: /swarm/token, property: JoinToken}"),
+            ""
+        );
+        assert!(
+            errs("read_parameter: {name: /swarm/token, property: Join}")
+                .contains("decrypted secret")
+        );
+        assert_eq!(
+            errs("read_parameter: {name: /swarm/ip, property: ManagerIp, decrypt: false}"),
+            ""
+        );
     }
 
     #[test]
