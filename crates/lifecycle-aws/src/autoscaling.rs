@@ -157,6 +157,22 @@ impl LifecycleActions for AutoScalingActions {
         }
     }
 
+    async fn group_of(&self, instance_id: &str) -> Result<Option<String>, TaskError> {
+        let out = self
+            .client
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e).task("DescribeAutoScalingInstances"))?;
+        Ok(out
+            .auto_scaling_instances()
+            .iter()
+            .find(|i| i.instance_id() == Some(instance_id))
+            .and_then(|i| i.auto_scaling_group_name())
+            .map(str::to_owned))
+    }
+
     async fn set_protection(
         &self,
         group: &str,

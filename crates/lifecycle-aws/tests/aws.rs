@@ -417,6 +417,8 @@ async fn scale_in_protection_is_set_and_cleared() {
     let ids = group(&config, 1, "autoscaling:EC2_INSTANCE_LAUNCHING", HOOK).await;
     let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
     let client = aws_sdk_autoscaling::Client::new(&config);
+    assert_eq!(asg.group_of(&ids[0]).await.unwrap().as_deref(), Some(GROUP));
+    assert_eq!(asg.group_of("i-0123456789abcdef0").await.unwrap(), None);
     for want in [true, false] {
         asg.set_protection(GROUP, &ids, want).await.unwrap();
         let d = client

@@ -75,6 +75,12 @@ pub trait LifecycleActions: Send + Sync {
         until: SystemTime,
     ) -> Result<(), TaskError>;
 
+    /// `DescribeAutoScalingInstances`: the group an instance belongs to, if any.
+    ///
+    /// # Errors
+    /// A [`TaskError`] that says whether a retry can help.
+    async fn group_of(&self, instance_id: &str) -> Result<Option<String>, TaskError>;
+
     /// `SetInstanceProtection` for scale-in.
     ///
     /// # Errors
@@ -283,6 +289,15 @@ impl LifecycleActions for Recorder {
             json!({"AutoScalingGroupName": data.auto_scaling_group}),
         );
         Ok(())
+    }
+
+    async fn group_of(&self, instance_id: &str) -> Result<Option<String>, TaskError> {
+        self.record(
+            "autoscaling",
+            "DescribeAutoScalingInstances",
+            json!({"InstanceIds": [instance_id]}),
+        );
+        Ok(None)
     }
 
     async fn set_protection(

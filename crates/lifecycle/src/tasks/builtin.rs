@@ -121,13 +121,17 @@ impl Task for Protect {
             Some(l) => (l.auto_scaling_group.clone(), l.instance_id.clone()),
             None => {
                 let node = cx.node()?;
-                let group = node.property_str("AutoScalingGroupName").ok_or_else(|| {
-                    TaskError::failed(format!(
-                        "{}: no lifecycle data and node {} has no AutoScalingGroupName",
-                        cx.name, node.id
-                    ))
-                })?;
-                (group, node.id.clone())
+                let id = node.id.clone();
+                let group = match node.property_str("AutoScalingGroupName") {
+                    Some(g) => g,
+                    None => cx.services.lifecycle.group_of(&id).await?.ok_or_else(|| {
+                        TaskError::failed(format!(
+                            "{}: instance {id} is in no Auto Scaling group",
+                            cx.name
+                        ))
+                    })?,
+                };
+                (group, id)
             }
         };
         cx.services
