@@ -18,8 +18,10 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -126,6 +128,22 @@ fn status_in(item: Option<&HashMap<String, AttributeValue>>) -> String {
     match item.and_then(|i| i.get(ATTR_STATUS)) {
         Some(AttributeValue::S(s)) => s.clone(),
         _ => STATUS_NEW.to_owned(),
+    }
+}
+
+/// The outcome of a conditional `UpdateItem`: a failed condition becomes
+/// `on_condition(item as it is)`, any other failure a backend error.
+fn updated(
+    result: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+    on_condition: impl FnOnce(Option<&HashMap<String, AttributeValue>>) -> StoreError,
+) -> Result<(), StoreError> {
+    let Err(e) = result else {
+        return Ok(());
+    };
+    let f = classify(&e);
+    match e.into_service_error() {
+        UpdateItemError::ConditionalCheckFailedException(c) => Err(on_condition(c.item())),
+        _ => Err(f.store("UpdateItem")),
     }
 }
 
@@ -367,22 +385,11 @@ impl NodeStore for DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let f = classify(&e);
-                match e.into_service_error() {
-                    UpdateItemError::ConditionalCheckFailedException(c) => {
-                        Err(StoreError::Conflict {
-                            id: id.to_owned(),
-                            expected: expected.to_owned(),
-                            found: status_in(c.item()),
-                        })
-                    }
-                    _ => Err(f.store("UpdateItem")),
-                }
-            }
-        }
+        updated(result, |item| StoreError::Conflict {
+            id: id.to_owned(),
+            expected: expected.to_owned(),
+            found: status_in(item),
+        })
     }
 
     async fn set_properties(
@@ -415,22 +422,10 @@ impl NodeStore for DynamoStore {
             .update_expression(format!("SET {}", sets.join(", ")))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let f = classify(&e);
-                match e.into_service_error() {
-                    UpdateItemError::ConditionalCheckFailedException(_) => {
-                        Err(StoreError::Corrupt {
-                            id: id.to_owned(),
-                            reason: "cannot set properties of a node that is not in the table"
-                                .into(),
-                        })
-                    }
-                    _ => Err(f.store("UpdateItem")),
-                }
-            }
-        }
+        updated(result, |_| StoreError::Corrupt {
+            id: id.to_owned(),
+            reason: "cannot set properties of a node that is not in the table".into(),
+        })
     }
 
     async fn delete(&self, id: &str) -> Result<(), StoreError> {

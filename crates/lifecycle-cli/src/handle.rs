@@ -1,6 +1,5 @@
 //! `lifecycle handle` and `lifecycle init`: the real engine with the AWS backends.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,24 +12,18 @@ use lifecycle::tasks::Registry;
 use lifecycle_aws::DynamoStore;
 
 use crate::OutputFormat;
-use crate::simulate::{invalid_report, print};
+use crate::simulate::{finish, invalid_report, print};
 
 /// Flags of `lifecycle handle`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file (YAML or JSON). Every task and condition must be built in or
-    /// declared in its `tasks:` section.
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
-    /// The event: an EventBridge event, or an SNS/SQS envelope of one or more records.
-    #[arg(long, value_name = "FILE")]
-    event: PathBuf,
+    /// Every task and condition of the configuration must be built in or declared in its
+    /// `tasks:` section.
+    #[command(flatten)]
+    input: crate::EventArgs,
     /// The DynamoDB state table (see `lifecycle init`).
     #[arg(long, value_name = "NAME")]
     table: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    format: OutputFormat,
     /// How long a launching or command event waits for a new node to reach the initial state.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     wait_timeout: u64,
@@ -47,31 +40,31 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 pub fn run(args: Args) -> u8 {
     let fail = |msg: String, code: u8| {
         eprintln!("error: {msg}");
-        if args.format == OutputFormat::Json {
-            print(&[invalid_report(msg)], false, args.format);
+        if args.input.format == OutputFormat::Json {
+            print(&[invalid_report(msg)], false, args.input.format);
         }
         code
     };
-    let raw = match crate::load_raw(&args.config) {
+    let raw = match crate::load_raw(&args.input.config) {
         Ok(r) => r,
         Err(e) => return fail(e, 2),
     };
     let def = match Definition::compile(&raw, &Registry::builtin()) {
         Ok(d) => d,
-        Err(e) => return fail(format!("{}: {e}", args.config.display()), 2),
+        Err(e) => return fail(format!("{}: {e}", args.input.config.display()), 2),
     };
-    let input = match std::fs::read(&args.event) {
+    let input = match std::fs::read(&args.input.event) {
         Ok(i) => i,
         Err(e) => {
             return fail(
-                format!("cannot read event {}: {e}", args.event.display()),
+                format!("cannot read event {}: {e}", args.input.event.display()),
                 2,
             );
         }
     };
     let records = match event::parse(&input) {
         Ok(r) => r,
-        Err(e) => return fail(format!("{}: {e}", args.event.display()), 2),
+        Err(e) => return fail(format!("{}: {e}", args.input.event.display()), 2),
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -91,13 +84,7 @@ pub fn run(args: Args) -> u8 {
         }
         reports
     });
-    print(&reports, batch, args.format);
-    reports
-        .iter()
-        .map(Report::exit_code)
-        .max()
-        .and_then(|c| u8::try_from(c).ok())
-        .unwrap_or(0)
+    finish(&reports, batch, args.input.format)
 }
 
 /// Runs `lifecycle init --table NAME`; returns the exit code.

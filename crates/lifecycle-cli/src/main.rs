@@ -42,6 +42,20 @@ pub enum OutputFormat {
     Json,
 }
 
+/// The flags that name what to run: a configuration, an event, and how to print the result.
+#[derive(Debug, clap::Args)]
+pub struct EventArgs {
+    /// The configuration file (YAML or JSON).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The event: an EventBridge event, or an SNS/SQS envelope of one or more records.
+    #[arg(long, value_name = "FILE")]
+    pub event: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check a configuration: exit 0 when valid, 2 with every error otherwise.

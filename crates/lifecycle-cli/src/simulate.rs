@@ -22,12 +22,8 @@ use crate::OutputFormat;
 /// Flags of `lifecycle simulate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file (YAML or JSON).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
-    /// The event: an EventBridge event, or an SNS/SQS envelope of one or more records.
-    #[arg(long, value_name = "FILE")]
-    event: PathBuf,
+    #[command(flatten)]
+    input: crate::EventArgs,
     /// Nodes to put in the store first: a JSON item (`Ident`, `ItemStatus`, ...) or an array.
     #[arg(long, value_name = "FILE")]
     nodes: Option<PathBuf>,
@@ -38,9 +34,6 @@ pub struct Args {
     /// NAME=true|false|error for a condition. Repeatable. Default: ok / true.
     #[arg(long, value_name = "NAME=OUTCOME")]
     outcome: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    format: OutputFormat,
     /// Keep the state in this file (redb) instead of memory, so that a later run resumes where
     /// this one stopped — as a later invocation does on AWS.
     #[arg(long, value_name = "FILE")]
@@ -110,7 +103,7 @@ struct Setup {
 }
 
 fn setup(args: &Args) -> Result<Setup, Invalid> {
-    let raw = crate::load_raw(&args.config).map_err(Invalid)?;
+    let raw = crate::load_raw(&args.input.config).map_err(Invalid)?;
     let outcomes = parse_outcomes(&args.outcome)?;
     let builtin = Registry::builtin();
     let mut registry = builtin.clone();
@@ -144,7 +137,7 @@ fn setup(args: &Args) -> Result<Setup, Invalid> {
         outcomes.get(n).copied()
     });
     let def = Definition::compile(&raw, &registry)
-        .map_err(|e| invalid(format!("{}: {e}", args.config.display())))?;
+        .map_err(|e| invalid(format!("{}: {e}", args.input.config.display())))?;
 
     let store = match &args.store {
         Some(path) => LocalStore::new(FileItems::open(path).map_err(|e| invalid(e.to_string()))?),
@@ -170,8 +163,12 @@ fn setup(args: &Args) -> Result<Setup, Invalid> {
                 .map_err(|e| invalid(e.to_string()))?;
         }
     }
-    let input = std::fs::read(&args.event)
-        .map_err(|e| invalid(format!("cannot read event {}: {e}", args.event.display())))?;
+    let input = std::fs::read(&args.input.event).map_err(|e| {
+        invalid(format!(
+            "cannot read event {}: {e}",
+            args.input.event.display()
+        ))
+    })?;
 
     let recorder = Recorder::default();
     let clock = Arc::new(ManualClock::at(SystemTime::now()));
@@ -229,8 +226,8 @@ pub fn run(args: Args) -> u8 {
         Ok(s) => s,
         Err(Invalid(msg)) => {
             eprintln!("error: {msg}");
-            if args.format == OutputFormat::Json {
-                print(&[invalid_report(msg)], false, args.format);
+            if args.input.format == OutputFormat::Json {
+                print(&[invalid_report(msg)], false, args.input.format);
             }
             return 2;
         }
@@ -238,9 +235,9 @@ pub fn run(args: Args) -> u8 {
     let records = match event::parse(&setup.input) {
         Ok(r) => r,
         Err(e) => {
-            let msg = format!("{}: {e}", args.event.display());
+            let msg = format!("{}: {e}", args.input.event.display());
             eprintln!("error: {msg}");
-            print(&[invalid_report(msg)], false, args.format);
+            print(&[invalid_report(msg)], false, args.input.format);
             return 2;
         }
     };
@@ -264,7 +261,12 @@ pub fn run(args: Args) -> u8 {
         seen_calls = calls.len();
         reports.push(report);
     }
-    print(&reports, batch, args.format);
+    finish(&reports, batch, args.input.format)
+}
+
+/// Prints the reports and returns the exit code: the highest of theirs (SPEC 7).
+pub(crate) fn finish(reports: &[Report], batch: bool, format: OutputFormat) -> u8 {
+    print(reports, batch, format);
     reports
         .iter()
         .map(Report::exit_code)

@@ -278,30 +278,20 @@ impl Dispatcher {
             let feedback = match step {
                 Step::Finished(f) => break f,
                 Step::Run(Action::Task { id }) => {
-                    let mut cx = TaskContext {
-                        event: &event,
-                        event_failed: engine.failed(),
-                        resource: &mut resource,
-                        scratch: &mut scratch,
-                        services: &self.services,
-                        deadline,
-                        name: self.def.task_name(id),
-                    };
+                    let failed = engine.failed();
+                    let name = self.def.task_name(id);
+                    let mut cx =
+                        self.context(&event, failed, &mut resource, &mut scratch, deadline, name);
                     match self.def.task(id).run(&mut cx).await {
                         Ok(()) => Feedback::Done,
                         Err(e) => Feedback::Failed(e),
                     }
                 }
                 Step::Run(Action::Condition { id }) => {
-                    let mut cx = TaskContext {
-                        event: &event,
-                        event_failed: engine.failed(),
-                        resource: &mut resource,
-                        scratch: &mut scratch,
-                        services: &self.services,
-                        deadline,
-                        name: self.def.condition_name(id),
-                    };
+                    let failed = engine.failed();
+                    let name = self.def.condition_name(id);
+                    let mut cx =
+                        self.context(&event, failed, &mut resource, &mut scratch, deadline, name);
                     match self.def.condition(id).check(&mut cx).await {
                         Ok(b) => Feedback::Checked(b),
                         Err(e) => Feedback::Failed(e),
@@ -335,6 +325,27 @@ impl Dispatcher {
         match finish.error {
             Some(e) => error_report(report, &e.into()),
             None => report,
+        }
+    }
+
+    /// What a task or condition named `name` sees.
+    fn context<'a>(
+        &'a self,
+        event: &'a Event,
+        event_failed: bool,
+        resource: &'a mut Resource,
+        scratch: &'a mut Scratch,
+        deadline: Deadline,
+        name: &'a str,
+    ) -> TaskContext<'a> {
+        TaskContext {
+            event,
+            event_failed,
+            resource,
+            scratch,
+            services: &self.services,
+            deadline,
+            name,
         }
     }
 

@@ -81,15 +81,7 @@ impl LocalStore {
     /// # Errors
     /// [`StoreError::Corrupt`] when `Ident` is missing or not a string.
     pub fn insert_item(&self, item: Map<String, Value>) -> Result<(), StoreError> {
-        let id = match item.get(ATTR_IDENT) {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => {
-                return Err(StoreError::Corrupt {
-                    id: "?".into(),
-                    reason: format!("`{ATTR_IDENT}` is missing or not a non-empty string"),
-                });
-            }
-        };
+        let id = super::ident_of(&item)?;
         self.items.put(&id, item)
     }
 

@@ -38,6 +38,20 @@ pub const ATTR_TYPE: &str = "ItemType";
 /// `ItemType` of a command record.
 pub const TYPE_COMMAND: &str = "command";
 
+/// The key of a table item.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when `Ident` is missing or not a non-empty string.
+pub fn ident_of(item: &Map<String, Value>) -> Result<String, StoreError> {
+    match item.get(ATTR_IDENT) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(StoreError::Corrupt {
+            id: "?".into(),
+            reason: format!("`{ATTR_IDENT}` is missing or not a non-empty string"),
+        }),
+    }
+}
+
 /// A node: one instance's item in the state table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Node {
@@ -89,15 +103,8 @@ impl Node {
     /// [`StoreError::Corrupt`] when `Ident` is missing or not a string, or `ItemStatus` is
     /// present but not a string. A missing `ItemStatus` reads as `new`.
     pub fn from_item(mut item: Map<String, Value>) -> Result<Self, StoreError> {
-        let id = match item.remove(ATTR_IDENT) {
-            Some(Value::String(s)) if !s.is_empty() => s,
-            _ => {
-                return Err(StoreError::Corrupt {
-                    id: "?".into(),
-                    reason: format!("`{ATTR_IDENT}` is missing or not a non-empty string"),
-                });
-            }
-        };
+        let id = ident_of(&item)?;
+        item.remove(ATTR_IDENT);
         let status = match item.remove(ATTR_STATUS) {
             None | Some(Value::Null) => STATUS_NEW.to_owned(),
             Some(Value::String(s)) => s,
@@ -151,15 +158,7 @@ impl CommandRecord {
     /// # Errors
     /// [`StoreError::Corrupt`] naming the attribute that is missing or of the wrong type.
     pub fn from_item(item: &Map<String, Value>) -> Result<Self, StoreError> {
-        let id = match item.get(ATTR_IDENT) {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => {
-                return Err(StoreError::Corrupt {
-                    id: "?".into(),
-                    reason: format!("`{ATTR_IDENT}` is missing or not a non-empty string"),
-                });
-            }
-        };
+        let id = ident_of(item)?;
         let corrupt = |reason: String| StoreError::Corrupt {
             id: id.clone(),
             reason,
