@@ -6,6 +6,7 @@
 //! | `NodeStore`, `CommandStore` | [`DynamoStore`] | DynamoDB: conditional writes, atomic take |
 //! | `LifecycleActions` | [`AutoScalingActions`] | Auto Scaling lifecycle hooks, activities, protection |
 //! | `CommandRunner` | [`SsmRunner`] | SSM Run Command |
+//! | `Snapshots` | `Ec2Snapshots` (feature `ec2`) | EC2 `CreateSnapshot`, `DescribeSnapshots` |
 //! | `Secrets` | [`ParameterStore`] | SSM Parameter Store (`SecureString`s decrypted) |
 //! | `Reporter` | [`SnsReporter`] | SNS |
 //! | `Dns` | [`Route53Dns`] | Route 53 |
@@ -21,6 +22,8 @@
 mod autoscaling;
 mod clock;
 mod dynamo;
+#[cfg(feature = "ec2")]
+mod ec2;
 mod error;
 mod route53;
 mod sns;
@@ -33,6 +36,8 @@ pub use clock::TokioClock;
 pub use dynamo::{
     ATTR_EXPIRES, COMMAND_TTL, DynamoStore, TYPE_INDEX, from_attribute, to_attribute,
 };
+#[cfg(feature = "ec2")]
+pub use ec2::Ec2Snapshots;
 pub use route53::Route53Dns;
 pub use sns::SnsReporter;
 pub use ssm::{ParameterStore, SsmRunner};
@@ -58,9 +63,20 @@ pub fn services(config: &aws_config::SdkConfig, table: &str) -> Services {
         dns: Arc::new(Route53Dns::new(config)),
         reporter: Arc::new(SnsReporter::new(config)),
         secrets: Arc::new(ParameterStore::new(config)),
+        snapshots: snapshots(config),
         clock,
         redactor: Redactor::default(),
     }
+}
+
+#[cfg(feature = "ec2")]
+fn snapshots(config: &aws_config::SdkConfig) -> Option<Arc<dyn lifecycle::services::Snapshots>> {
+    Some(Arc::new(Ec2Snapshots::new(config, Arc::new(TokioClock))))
+}
+
+#[cfg(not(feature = "ec2"))]
+fn snapshots(_: &aws_config::SdkConfig) -> Option<Arc<dyn lifecycle::services::Snapshots>> {
+    None
 }
 
 /// [`load_config`] then [`services`].

@@ -9,6 +9,7 @@
 //! | `route53` | task | `zone_id`, `ttl`, `upsert`/`delete` (lists of `{name, type, value(s), ttl}`), `defer` |
 //! | `sns_report` | task | `topic_arn`, `subject`, `message` |
 //! | `set_properties` | task | `properties` (mapping of name → template), `nodes` |
+//! | `ec2_snapshot` | task | `volume_id` or `device`, `description`, `tags`, `wait_seconds`, `property` |
 //! | `read_parameter` | task | `name` (an SSM parameter), `property`, `decrypt` (default true) |
 //! | `node_property` | condition | `property`, one of `equals` / `one_of` / `present`, `node` (alias) , `nodes` |
 //! | `node_count` | condition | `item_type`, `status`, `min`, `max` |
@@ -28,7 +29,9 @@ use serde_json::{Map, Value, json};
 use super::template::{Template, Values};
 use super::{Condition, Registered, Task, TaskContext, TaskError};
 use crate::redact::Sensitive;
-use crate::services::{COMMAND_MARKER, RecordAction, RecordChange, ShellCommand};
+use crate::services::{
+    COMMAND_MARKER, RecordAction, RecordChange, ShellCommand, SnapshotRequest, VolumeRef,
+};
 use crate::store::{CommandRecord, Node};
 
 /// Node statuses that query results leave out (SPEC 5).
@@ -41,6 +44,7 @@ pub const KINDS: &[(&str, bool)] = &[
     ("sns_report", true),
     ("set_properties", true),
     ("read_parameter", true),
+    ("ec2_snapshot", true),
     ("node_property", false),
     ("node_count", false),
 ];
@@ -92,6 +96,10 @@ pub fn build(name: &str, spec: &Value) -> Result<Registered, Vec<String>> {
         "read_parameter" => {
             let p: ParameterParams = serde_json::from_value(params).map_err(parsed)?;
             Ok(Registered::Task(Arc::new(ReadParameter::new(p)?)))
+        }
+        "ec2_snapshot" => {
+            let p: SnapshotParams = serde_json::from_value(params).map_err(parsed)?;
+            Ok(Registered::Task(Arc::new(Ec2Snapshot::new(p)?)))
         }
         "node_property" => {
             let p: PropertyParams = serde_json::from_value(params).map_err(parsed)?;
@@ -679,6 +687,115 @@ impl Task for ReadParameter {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SnapshotParams {
+    #[serde(default)]
+    volume_id: Option<String>,
+    #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    wait_seconds: u64,
+    #[serde(default)]
+    property: Option<String>,
+}
+
+/// `ec2_snapshot`: snapshots a volume of the node's instance (by id or device name), tagged,
+/// optionally waiting (bounded) until it completes and storing its id in a node property.
+struct Ec2Snapshot {
+    volume: (bool, Template),
+    description: Template,
+    tags: Vec<(String, Template)>,
+    wait: Duration,
+    property: Option<String>,
+}
+
+impl Ec2Snapshot {
+    fn new(p: SnapshotParams) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let volume = match (p.volume_id, p.device) {
+            (Some(v), None) => template(&v, &[], "ec2_snapshot: volume_id").map(|t| (true, t)),
+            (None, Some(d)) => template(&d, &[], "ec2_snapshot: device").map(|t| (false, t)),
+            _ => Err(vec![
+                "ec2_snapshot: give exactly one of `volume_id`, `device`".into(),
+            ]),
+        };
+        let description = template(
+            p.description
+                .as_deref()
+                .unwrap_or("{event.name}: {node.Ident}"),
+            &[],
+            "ec2_snapshot: description",
+        );
+        let mut tags = Vec::new();
+        for (k, v) in p.tags {
+            match template(&v, &[], &format!("ec2_snapshot: tags.{k}")) {
+                Ok(t) => tags.push((k, t)),
+                Err(e) => errors.extend(e),
+            }
+        }
+        match (volume, description) {
+            (Ok(volume), Ok(description)) if errors.is_empty() => Ok(Ec2Snapshot {
+                volume,
+                description,
+                tags,
+                wait: Duration::from_secs(p.wait_seconds),
+                property: p.property,
+            }),
+            (volume, description) => {
+                errors.extend(volume.err().unwrap_or_default());
+                errors.extend(description.err().unwrap_or_default());
+                Err(errors)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Task for Ec2Snapshot {
+    async fn run(&self, cx: &mut TaskContext<'_>) -> Result<(), TaskError> {
+        let snapshots = cx.services.snapshots.clone().ok_or_else(|| {
+            TaskError::failed(format!(
+                "{}: this build has no EC2 support (build with the `ec2` feature)",
+                cx.name
+            ))
+        })?;
+        let none = BTreeMap::new();
+        let v = values(cx, &none);
+        let volume = self.volume.1.render(&v)?.expose().to_owned();
+        let request = SnapshotRequest {
+            instance_id: cx.node()?.id.clone(),
+            volume: if self.volume.0 {
+                VolumeRef::Id(volume)
+            } else {
+                VolumeRef::Device(volume)
+            },
+            description: self.description.render(&v)?.shown().to_owned(),
+            tags: self
+                .tags
+                .iter()
+                .map(|(k, t)| t.render(&v).map(|s| (k.clone(), s.shown().to_owned())))
+                .collect::<Result<_, _>>()?,
+        };
+        let id = snapshots.create(&request).await?;
+        tracing::info!(snapshot = %id, task = %cx.name, "snapshot started");
+        if !self.wait.is_zero() {
+            let until = cx.deadline.min_with(cx.services.clock.now(), self.wait);
+            snapshots.wait_completed(&id, until).await?;
+        }
+        if let Some(property) = &self.property {
+            let mut props = Map::new();
+            props.insert(property.clone(), Value::String(id));
+            cx.set_properties(props).await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PropertyParams {
     property: String,
     #[serde(default)]
@@ -858,6 +975,12 @@ mod tests {
         assert!(errs("node_property: {property: a}").contains("exactly one of"));
         assert!(errs("node_count: {item_type: a}").contains("`min`, `max`"));
         assert!(errs("teleport: {}").contains("unknown kind `teleport`"));
+        assert_eq!(
+            errs("ec2_snapshot: {device: /dev/xvdf, tags: {Name: '{node.Ident}'}}"),
+            ""
+        );
+        assert!(errs("ec2_snapshot: {}").contains("exactly one of `volume_id`, `device`"));
+        assert!(errs("ec2_snapshot: {device: x, tags: {a: '{x.y}'}}").contains("tags.a"));
         assert!(errs("[1]").contains("a mapping with one kind"));
         assert!(errs("set_properties: {properties: {ItemStatus: x}}").contains("cannot be set"));
         assert_eq!(
