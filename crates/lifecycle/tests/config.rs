@@ -1,0 +1,130 @@
+//! Property tests of the configuration compiler: it never panics, whatever it is given, and
+//! whatever compiles is internally consistent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use lifecycle::config::{Definition, FAILURE_STATE, RawConfig};
+use lifecycle::tasks::Registry;
+use proptest::prelude::*;
+
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("a".to_owned()),
+        Just("b".to_owned()),
+        Just("c".to_owned()),
+        Just("failure".to_owned()),
+        Just("trigger".to_owned()),
+        Just("is_launching".to_owned()),
+        Just("remove_from_db".to_owned()),
+        "[a-z_]{1,8}",
+    ]
+}
+
+fn names() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::collection::vec(name(), 0..3).prop_map(|v| format!("[{}]", v.join(", "))),
+        name(),
+        Just("null".to_owned()),
+        Just("7".to_owned()),
+    ]
+}
+
+prop_compose! {
+    fn trigger()(n in name(), p in names(), c in names(), u in names(), b in names(), a in names(),
+                 s in any::<bool>(), i in any::<bool>(), extra in prop::option::of(name())) -> String {
+        let mut t = format!("{{name: {n}, prepare: {p}, conditions: {c}, unless: {u}, before: {b}, after: {a}, stop_after_trigger: {s}, ignore_errors: {i}");
+        if let Some(k) = extra { t.push_str(&format!(", {k}: 1")); }
+        t.push('}');
+        t
+    }
+}
+
+prop_compose! {
+    fn transition()(src in prop_oneof![name(), names()], dest in prop_oneof![name(), Just("null".to_owned())],
+                    ts in prop::collection::vec(trigger(), 0..3), stop in any::<bool>()) -> String {
+        format!("- {{source: {src}, dest: {dest}, stop_after_state_change: {stop}, triggers: [{}]}}", ts.join(", "))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        let _ = Definition::from_yaml(&text, &Registry::builtin());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = RawConfig::from_yaml(&text);
+    }
+
+    #[test]
+    fn compiled_definitions_are_consistent(ts in prop::collection::vec(transition(), 1..6)) {
+        let yaml = ts.join("\n");
+        // Mostly refused (random names): what matters is that nothing panics.
+        let _ = Definition::from_yaml(&yaml, &Registry::builtin());
+    }
+
+    #[test]
+    fn valid_configurations_compile_consistently(
+        spec in prop::collection::vec(
+            (prop::collection::vec(0usize..6, 1..3), prop::option::of(0usize..6),
+             prop::collection::vec((0usize..4, prop::collection::vec(0usize..4, 0..3),
+                                    prop::collection::vec(0usize..3, 0..2)), 1..3)),
+            1..6)
+    ) {
+        const CONDITIONS: [&str; 4] = ["is_launching", "is_terminating", "is_command", "is_new_node"];
+        const TASKS: [&str; 3] = ["remove_from_db", "apply_dns_changes", "record_lifecycle_action_heartbeat"];
+        let mut used_dests = Vec::new();
+        let mut yaml = String::from("transitions:\n");
+        for (sources, dest, triggers) in &spec {
+            let dest = match dest {
+                Some(d) if !used_dests.contains(d) => {
+                    used_dests.push(*d);
+                    format!("s{d}")
+                }
+                _ => "null".to_owned(),
+            };
+            let sources: Vec<String> = sources.iter().map(|s| format!("s{s}")).collect();
+            let triggers: Vec<String> = triggers
+                .iter()
+                .map(|(n, conds, tasks)| {
+                    let conds: Vec<&str> = conds.iter().map(|c| CONDITIONS[*c]).collect();
+                    let tasks: Vec<&str> = tasks.iter().map(|t| TASKS[*t]).collect();
+                    format!("{{name: t{n}, conditions: [{}], before: [{}]}}", conds.join(", "), tasks.join(", "))
+                })
+                .collect();
+            yaml.push_str(&format!(
+                "  - {{source: [{}], dest: {dest}, triggers: [{}]}}\n",
+                sources.join(", "),
+                triggers.join(", ")
+            ));
+        }
+        let compiled = Definition::from_yaml(&yaml, &Registry::builtin());
+        prop_assert!(compiled.is_ok(), "{yaml}\n{compiled:?}");
+        if let Ok(def) = compiled {
+            // `failure` is always a state; every candidate of every state leads from it.
+            prop_assert!(def.state_id(FAILURE_STATE).is_some());
+            for (i, state) in def.states().iter().enumerate() {
+                let id = def.state_id(state).unwrap();
+                prop_assert_eq!(id.0 as usize, i);
+                for c in def.candidates(id) {
+                    let (t, g) = def.resolve(*c);
+                    prop_assert!(t.sources.contains(&id));
+                    prop_assert_ne!(g.name.as_str(), "trigger");
+                    if let Some(d) = t.dest {
+                        prop_assert!((d.0 as usize) < def.states().len());
+                    }
+                }
+            }
+            // Destinations are unique.
+            let mut dests: Vec<_> = def.transitions().iter().filter_map(|t| t.dest).collect();
+            let n = dests.len();
+            dests.sort();
+            dests.dedup();
+            prop_assert_eq!(dests.len(), n);
+        }
+    }
+}
