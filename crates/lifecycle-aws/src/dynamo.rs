@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    ScalarAttributeType, TableDescription, TableStatus, TimeToLiveSpecification,
 };
 use lifecycle::store::{
     ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, CommandRecord, CommandStore, Node, NodeStore, STATUS_NEW,
@@ -237,16 +237,20 @@ impl DynamoStore {
         Ok(())
     }
 
+    async fn describe(&self) -> Result<TableDescription, StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| classify(&e).store("DescribeTable"))?
+            .table
+            .ok_or_else(|| backend("DescribeTable", "no table description"))
+    }
+
     async fn wait_active(&self) -> Result<(), StoreError> {
         for _ in 0..60 {
-            let d = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|e| classify(&e).store("DescribeTable"))?;
-            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            if self.describe().await?.table_status() == Some(&TableStatus::Active) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -258,16 +262,7 @@ impl DynamoStore {
     }
 
     async fn check_layout(&self) -> Result<(), StoreError> {
-        let d = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| classify(&e).store("DescribeTable"))?;
-        let Some(t) = d.table() else {
-            return Err(backend("DescribeTable", "no table description"));
-        };
+        let t = self.describe().await?;
         let keys: Vec<(&str, &KeyType)> = t
             .key_schema()
             .iter()

@@ -604,77 +604,84 @@ impl fmt::Debug for Definition {
     }
 }
 
+/// Names interned in first-use order, each with what it resolved to.
+struct Table<T: ?Sized> {
+    index: HashMap<String, u32>,
+    names: Vec<String>,
+    items: Vec<Arc<T>>,
+}
+
+impl<T: ?Sized> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            index: HashMap::new(),
+            names: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<T: ?Sized> Table<T> {
+    fn insert(&mut self, name: &str, item: Arc<T>) -> u32 {
+        let id = self.items.len() as u32;
+        self.items.push(item);
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), id);
+        id
+    }
+}
+
 struct Interner<'r> {
     registry: &'r Registry,
-    task_index: HashMap<String, TaskId>,
-    task_names: Vec<String>,
-    tasks: Vec<Arc<dyn Task>>,
-    cond_index: HashMap<String, CondId>,
-    condition_names: Vec<String>,
-    conditions: Vec<Arc<dyn Condition>>,
+    tasks: Table<dyn Task>,
+    conditions: Table<dyn Condition>,
     errors: Vec<ConfigError>,
 }
 
 impl Interner<'_> {
+    /// Looks `name` up where a `want` (task or condition) is expected; records the error.
+    fn lookup(&mut self, name: &str, at: &str, want: &str) -> Option<Registered> {
+        let found = self.registry.get(name).cloned();
+        let (kind, message) = match &found {
+            None => (
+                ConfigErrorKind::UnknownName,
+                format!("unknown {want} `{name}`: nothing registers it"),
+            ),
+            Some(Registered::Task(_)) if want != "task" => (
+                ConfigErrorKind::WrongKind,
+                format!("`{name}` is a task, not a {want}"),
+            ),
+            Some(Registered::Condition(_)) if want != "condition" => (
+                ConfigErrorKind::WrongKind,
+                format!("`{name}` is a condition, not a {want}"),
+            ),
+            Some(_) => return found,
+        };
+        self.errors.push(ConfigError {
+            kind,
+            location: at.to_owned(),
+            message,
+        });
+        None
+    }
+
     fn task(&mut self, name: &str, at: &str) -> Option<TaskId> {
-        if let Some(id) = self.task_index.get(name) {
-            return Some(*id);
+        if let Some(id) = self.tasks.index.get(name) {
+            return Some(TaskId(*id));
         }
-        match self.registry.get(name) {
-            Some(Registered::Task(t)) => {
-                let id = TaskId(self.tasks.len() as u32);
-                self.tasks.push(t.clone());
-                self.task_names.push(name.to_owned());
-                self.task_index.insert(name.to_owned(), id);
-                Some(id)
-            }
-            Some(Registered::Condition(_)) => {
-                self.errors.push(ConfigError {
-                    kind: ConfigErrorKind::WrongKind,
-                    location: at.to_owned(),
-                    message: format!("`{name}` is a condition, not a task"),
-                });
-                None
-            }
-            None => {
-                self.errors.push(ConfigError {
-                    kind: ConfigErrorKind::UnknownName,
-                    location: at.to_owned(),
-                    message: format!("unknown task `{name}`: nothing registers it"),
-                });
-                None
-            }
+        match self.lookup(name, at, "task")? {
+            Registered::Task(t) => Some(TaskId(self.tasks.insert(name, t))),
+            Registered::Condition(_) => None,
         }
     }
 
     fn condition(&mut self, name: &str, at: &str) -> Option<CondId> {
-        if let Some(id) = self.cond_index.get(name) {
-            return Some(*id);
+        if let Some(id) = self.conditions.index.get(name) {
+            return Some(CondId(*id));
         }
-        match self.registry.get(name) {
-            Some(Registered::Condition(c)) => {
-                let id = CondId(self.conditions.len() as u32);
-                self.conditions.push(c.clone());
-                self.condition_names.push(name.to_owned());
-                self.cond_index.insert(name.to_owned(), id);
-                Some(id)
-            }
-            Some(Registered::Task(_)) => {
-                self.errors.push(ConfigError {
-                    kind: ConfigErrorKind::WrongKind,
-                    location: at.to_owned(),
-                    message: format!("`{name}` is a task, not a condition"),
-                });
-                None
-            }
-            None => {
-                self.errors.push(ConfigError {
-                    kind: ConfigErrorKind::UnknownName,
-                    location: at.to_owned(),
-                    message: format!("unknown condition `{name}`: nothing registers it"),
-                });
-                None
-            }
+        match self.lookup(name, at, "condition")? {
+            Registered::Condition(c) => Some(CondId(self.conditions.insert(name, c))),
+            Registered::Task(_) => None,
         }
     }
 
@@ -744,12 +751,8 @@ impl Definition {
 
         let mut it = Interner {
             registry: &registry,
-            task_index: HashMap::new(),
-            task_names: Vec::new(),
-            tasks: Vec::new(),
-            cond_index: HashMap::new(),
-            condition_names: Vec::new(),
-            conditions: Vec::new(),
+            tasks: Table::default(),
+            conditions: Table::default(),
             errors: Vec::new(),
         };
         let mut dests: HashMap<&str, usize> = HashMap::new();
@@ -872,10 +875,10 @@ impl Definition {
             failure,
             transitions,
             candidates,
-            task_names: it.task_names,
-            tasks: it.tasks,
-            condition_names: it.condition_names,
-            conditions: it.conditions,
+            task_names: it.tasks.names,
+            tasks: it.tasks.items,
+            condition_names: it.conditions.names,
+            conditions: it.conditions.items,
             redact: raw.redact.clone(),
         })
     }
