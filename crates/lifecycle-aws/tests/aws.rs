@@ -12,9 +12,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::{Region, SdkConfig};
 use lifecycle::clock::ManualClock;
 use lifecycle::event::{LifecycleData, LifecycleTransition};
 use lifecycle::redact::Sensitive;
@@ -27,20 +25,10 @@ use lifecycle_aws::{
     AutoScalingActions, DynamoStore, ParameterStore, Route53Dns, SnsReporter, SsmRunner, TYPE_INDEX,
 };
 use serde_json::{Map, Value, json};
-use support::{Moto, MotoGuard};
+use support::{Moto, MotoGuard, group};
 
 const GROUP: &str = "workers";
 const HOOK: &str = "workers-on-launch";
-
-async fn sdk(moto: &MotoGuard) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .retry_config(RetryConfig::disabled())
-        .load()
-        .await
-}
 
 async fn table(config: &SdkConfig, name: &str) -> DynamoStore {
     let store = DynamoStore::new(config, name);
@@ -68,7 +56,7 @@ fn node(id: &str, status: &str, extra: Value) -> Node {
 #[tokio::test]
 async fn init_is_idempotent_and_creates_the_type_index() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
+    let config = moto.sdk().await;
     let store = table(&config, "state").await;
     store.init().await.unwrap();
     let d = aws_sdk_dynamodb::Client::new(&config)
@@ -89,7 +77,7 @@ async fn init_is_idempotent_and_creates_the_type_index() {
 #[tokio::test]
 async fn nodes_round_trip_with_types_and_reserved_attribute_names() {
     let moto = Moto::shared();
-    let store = table(&sdk(&moto).await, "state").await;
+    let store = table(&moto.sdk().await, "state").await;
     let n = node(
         "i-1",
         "ready",
@@ -130,7 +118,7 @@ async fn nodes_round_trip_with_types_and_reserved_attribute_names() {
 #[tokio::test]
 async fn status_writes_are_compare_and_set() {
     let moto = Moto::shared();
-    let store = table(&sdk(&moto).await, "state").await;
+    let store = table(&moto.sdk().await, "state").await;
     // A missing item counts as `new`, and the write creates it.
     store
         .set_status("i-1", "new", "finished_cloud_init")
@@ -174,7 +162,7 @@ async fn status_writes_are_compare_and_set() {
 #[tokio::test]
 async fn racing_writers_cannot_both_advance_a_node() {
     let moto = Moto::shared();
-    let store = Arc::new(table(&sdk(&moto).await, "state").await);
+    let store = Arc::new(table(&moto.sdk().await, "state").await);
     store.put(&node("i-1", "ready", json!({}))).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8 {
@@ -197,7 +185,7 @@ async fn racing_writers_cannot_both_advance_a_node() {
 #[tokio::test]
 async fn command_records_are_taken_atomically_and_never_confused_with_nodes() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
+    let config = moto.sdk().await;
     let store = table(&config, "state").await;
     let lifecycle = LifecycleData {
         instance_id: "i-1".into(),
@@ -249,7 +237,7 @@ async fn command_records_are_taken_atomically_and_never_confused_with_nodes() {
 #[tokio::test]
 async fn queries_by_type_read_every_page() {
     let moto = Moto::shared();
-    let store = table(&sdk(&moto).await, "state").await.with_page_size(7);
+    let store = table(&moto.sdk().await, "state").await.with_page_size(7);
     for i in 0..30 {
         store
             .put(&node(&format!("i-w{i:02}"), "ready", json!({})))
@@ -269,47 +257,6 @@ async fn queries_by_type_read_every_page() {
     );
     assert_eq!(store.by_type("manager").await.unwrap().len(), 1);
     assert!(store.by_type("nothing").await.unwrap().is_empty());
-}
-
-/// A launch configuration, a group of `size` instances and a lifecycle hook (moto implements
-/// these); returns the instance ids.
-async fn group(config: &SdkConfig, size: i32, transition: &str, hook: &str) -> Vec<String> {
-    let asg = aws_sdk_autoscaling::Client::new(config);
-    asg.create_launch_configuration()
-        .launch_configuration_name("lc")
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .unwrap();
-    asg.create_auto_scaling_group()
-        .auto_scaling_group_name(GROUP)
-        .launch_configuration_name("lc")
-        .min_size(0)
-        .max_size(size + 1)
-        .desired_capacity(size)
-        .availability_zones("us-east-1a")
-        .send()
-        .await
-        .unwrap();
-    asg.put_lifecycle_hook()
-        .auto_scaling_group_name(GROUP)
-        .lifecycle_hook_name(hook)
-        .lifecycle_transition(transition)
-        .send()
-        .await
-        .unwrap();
-    let groups = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(GROUP)
-        .send()
-        .await
-        .unwrap();
-    groups.auto_scaling_groups()[0]
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect()
 }
 
 fn launch_data(instance: &str, token: Option<&str>) -> LifecycleData {
@@ -336,8 +283,8 @@ fn completions(moto: &MotoGuard) -> Vec<Value> {
 async fn completing_a_lifecycle_action_once_then_no_active_action() {
     // CompleteLifecycleAction comes from the harness's moto extension.
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
-    let ids = group(&config, 1, "autoscaling:EC2_INSTANCE_LAUNCHING", HOOK).await;
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
     moto.register_lifecycle_action(
         GROUP,
         HOOK,
@@ -375,8 +322,8 @@ async fn completing_a_lifecycle_action_once_then_no_active_action() {
 #[tokio::test]
 async fn a_stale_token_falls_back_to_the_instance_id() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
-    let ids = group(&config, 1, "autoscaling:EC2_INSTANCE_LAUNCHING", HOOK).await;
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
     moto.register_lifecycle_action(
         GROUP,
         HOOK,
@@ -400,7 +347,7 @@ async fn a_stale_token_falls_back_to_the_instance_id() {
 #[tokio::test]
 async fn an_unknown_group_is_an_error_that_retrying_cannot_fix() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
+    let config = moto.sdk().await;
     let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
     let e = asg
         .complete(&launch_data("i-1", None), LifecycleResult::Continue)
@@ -413,8 +360,8 @@ async fn an_unknown_group_is_an_error_that_retrying_cannot_fix() {
 #[tokio::test]
 async fn scale_in_protection_is_set_and_cleared() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
-    let ids = group(&config, 1, "autoscaling:EC2_INSTANCE_LAUNCHING", HOOK).await;
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
     let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
     let client = aws_sdk_autoscaling::Client::new(&config);
     assert_eq!(asg.group_of(&ids[0]).await.unwrap().as_deref(), Some(GROUP));
@@ -438,8 +385,8 @@ async fn scale_in_protection_is_set_and_cleared() {
 async fn activity_wait_ends_when_the_launch_is_complete() {
     // DescribeScalingActivities comes from the harness (moto returns nothing).
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
-    let ids = group(&config, 1, "autoscaling:EC2_INSTANCE_LAUNCHING", HOOK).await;
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
     let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
     asg.wait_for_activity(
         &launch_data(&ids[0], None),
@@ -453,8 +400,8 @@ async fn activity_wait_ends_when_the_launch_is_complete() {
 async fn commands_wait_for_the_agent_and_are_sent() {
     // DescribeInstanceInformation and the strict SendCommand come from the harness.
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
-    let ids = group(&config, 1, "autoscaling:EC2_INSTANCE_LAUNCHING", HOOK).await;
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
     let clock = Arc::new(ManualClock::default());
     let ssm = SsmRunner::new(&config, clock.clone());
     let until = lifecycle::clock::Clock::now(clock.as_ref()) + Duration::from_secs(60);
@@ -506,7 +453,7 @@ async fn commands_wait_for_the_agent_and_are_sent() {
 #[tokio::test]
 async fn reports_go_to_the_topic_in_its_own_region() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
+    let config = moto.sdk().await;
     let eu = aws_sdk_sns::config::Builder::from(&config)
         .region(Region::new("eu-central-1"))
         .build();
@@ -533,7 +480,7 @@ async fn reports_go_to_the_topic_in_its_own_region() {
 async fn dns_changes_apply_as_one_batch_and_stale_deletes_are_refused() {
     // The strict DELETE comes from the harness (moto accepts any DELETE).
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
+    let config = moto.sdk().await;
     let r53 = aws_sdk_route53::Client::new(&config);
     let zone = r53
         .create_hosted_zone()
@@ -591,7 +538,7 @@ async fn dns_changes_apply_as_one_batch_and_stale_deletes_are_refused() {
 #[tokio::test]
 async fn secure_parameters_are_read_decrypted() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
+    let config = moto.sdk().await;
     aws_sdk_ssm::Client::new(&config)
         .put_parameter()
         .name("/swarm/worker-token")

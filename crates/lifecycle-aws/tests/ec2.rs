@@ -10,28 +10,15 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
 use lifecycle::clock::{Clock, ManualClock};
 use lifecycle::services::{SnapshotRequest, Snapshots, VolumeRef};
 use lifecycle_aws::Ec2Snapshots;
-use support::{Moto, MotoGuard};
-
-async fn sdk(moto: &MotoGuard) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .retry_config(RetryConfig::disabled())
-        .load()
-        .await
-}
+use support::Moto;
 
 #[tokio::test]
 async fn a_volume_found_by_device_is_snapshotted_with_tags() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
+    let config = moto.sdk().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let run = ec2
         .run_instances()

@@ -5,20 +5,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
 use lifecycle::clock::ManualClock;
 use lifecycle::event::{LifecycleData, LifecycleTransition};
 use lifecycle::services::{LifecycleActions, LifecycleResult};
 use lifecycle::store::{NodeStore, StoreError};
 use lifecycle_aws::{AutoScalingActions, DynamoStore};
 use serde_json::Map;
+use support::sdk_config;
 
 /// Serves `status`, `content_type` and `body` to every connection, on a free loopback port.
 fn canned(status: u16, content_type: &'static str, body: &'static str) -> String {
@@ -41,18 +41,8 @@ fn canned(status: u16, content_type: &'static str, body: &'static str) -> String
     format!("http://127.0.0.1:{port}")
 }
 
-async fn sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .retry_config(RetryConfig::disabled())
-        .load()
-        .await
-}
-
 async fn dynamo_get(endpoint: &str) -> StoreError {
-    DynamoStore::new(&sdk(endpoint).await, "t")
+    DynamoStore::new(&sdk_config(endpoint).await, "t")
         .get("i-1")
         .await
         .unwrap_err()
@@ -121,7 +111,10 @@ async fn auto_scaling_throttling_is_retryable() {
         "text/xml",
         "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>canned</RequestId></ErrorResponse>",
     );
-    let asg = AutoScalingActions::new(&sdk(&throttled).await, Arc::new(ManualClock::default()));
+    let asg = AutoScalingActions::new(
+        &sdk_config(&throttled).await,
+        Arc::new(ManualClock::default()),
+    );
     let e = asg
         .complete(&data(), LifecycleResult::Continue)
         .await
@@ -137,7 +130,10 @@ async fn auto_scaling_validation_errors_are_not_retryable() {
         "text/xml",
         "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>AutoScalingGroup name not found - no such group: g</Message></Error><RequestId>canned</RequestId></ErrorResponse>",
     );
-    let asg = AutoScalingActions::new(&sdk(&invalid).await, Arc::new(ManualClock::default()));
+    let asg = AutoScalingActions::new(
+        &sdk_config(&invalid).await,
+        Arc::new(ManualClock::default()),
+    );
     let e = asg
         .complete(&data(), LifecycleResult::Continue)
         .await

@@ -11,9 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::{Moto, MotoGuard};
@@ -42,11 +40,13 @@ fn lifecycle(moto: &MotoGuard, args: &[&str]) -> Run {
     }
 }
 
-fn handle(moto: &MotoGuard, dir: &Path, event: &Value) -> Value {
+/// `lifecycle handle --format json` on `event` (written into `dir`) with the test
+/// configuration.
+fn run_handle(moto: &MotoGuard, dir: &Path, event: &Value) -> Run {
     let path = dir.join("event.json");
     std::fs::write(&path, event.to_string()).unwrap();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws-worker.yaml");
-    let run = lifecycle(
+    lifecycle(
         moto,
         &[
             "handle",
@@ -59,22 +59,17 @@ fn handle(moto: &MotoGuard, dir: &Path, event: &Value) -> Value {
             "--format",
             "json",
         ],
-    );
+    )
+}
+
+/// [`run_handle`] that must succeed; its report, checked free of the secret.
+fn handle(moto: &MotoGuard, dir: &Path, event: &Value) -> Value {
+    let run = run_handle(moto, dir, event);
     assert!(!run.stdout.contains(SECRET) && !run.stderr.contains(SECRET));
     let report: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
     assert_eq!(run.code, 0, "{report:#}\n{}", run.stderr);
     report
-}
-
-async fn sdk(moto: &MotoGuard) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .retry_config(RetryConfig::disabled())
-        .load()
-        .await
 }
 
 fn lifecycle_event(id: &str, instance: &str, launching: bool, token: &str, zone: &str) -> Value {
@@ -156,7 +151,7 @@ fn completions(moto: &MotoGuard) -> Vec<Value> {
 #[tokio::test]
 async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
+    let config = moto.sdk().await;
     let dir = scratch_dir("flow");
 
     // The table, twice: init is idempotent.
@@ -166,49 +161,17 @@ async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
     }
 
     // A group with launch and terminate hooks, its instance, a hosted zone.
-    let asg = aws_sdk_autoscaling::Client::new(&config);
-    asg.create_launch_configuration()
-        .launch_configuration_name("lc")
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .unwrap();
-    asg.create_auto_scaling_group()
-        .auto_scaling_group_name(GROUP)
-        .launch_configuration_name("lc")
-        .min_size(0)
-        .max_size(2)
-        .desired_capacity(1)
-        .availability_zones("us-east-1a")
-        .send()
-        .await
-        .unwrap();
-    for (hook, transition) in [
-        ("workers-on-launch", "autoscaling:EC2_INSTANCE_LAUNCHING"),
-        (
-            "workers-on-terminate",
-            "autoscaling:EC2_INSTANCE_TERMINATING",
-        ),
-    ] {
-        asg.put_lifecycle_hook()
-            .auto_scaling_group_name(GROUP)
-            .lifecycle_hook_name(hook)
-            .lifecycle_transition(transition)
-            .send()
-            .await
-            .unwrap();
-    }
-    let groups = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(GROUP)
-        .send()
-        .await
-        .unwrap();
-    let instance = groups.auto_scaling_groups()[0].instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_owned();
+    let instance = support::group(
+        &config,
+        GROUP,
+        1,
+        &[
+            ("workers-on-launch", support::LAUNCHING),
+            ("workers-on-terminate", support::TERMINATING),
+        ],
+    )
+    .await
+    .remove(0);
     let r53 = aws_sdk_route53::Client::new(&config);
     let zone = r53
         .create_hosted_zone()
@@ -362,7 +325,7 @@ async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
 #[tokio::test]
 async fn handle_refuses_to_launch_a_node_that_is_not_new() {
     let moto = Moto::shared();
-    let config = sdk(&moto).await;
+    let config = moto.sdk().await;
     let dir = scratch_dir("race");
     assert_eq!(lifecycle(&moto, &["init", "--table", TABLE]).code, 0);
     // A launch event for a node already past its launch (a late duplicate): the guard
@@ -375,26 +338,10 @@ async fn handle_refuses_to_launch_a_node_that_is_not_new() {
         .send()
         .await
         .unwrap();
-    let path = dir.join("event.json");
-    std::fs::write(
-        &path,
-        lifecycle_event("e1", "i-0abc", true, "t", "Z1").to_string(),
-    )
-    .unwrap();
-    let config_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws-worker.yaml");
-    let run = lifecycle(
+    let run = run_handle(
         &moto,
-        &[
-            "handle",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--event",
-            path.to_str().unwrap(),
-            "--table",
-            TABLE,
-            "--format",
-            "json",
-        ],
+        &dir,
+        &lifecycle_event("e1", "i-0abc", true, "t", "Z1"),
     );
     assert_eq!(run.code, 1, "{}", run.stdout);
     let r: Value = serde_json::from_str(&run.stdout).unwrap();

@@ -454,3 +454,78 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
         data = data.get(size + 2..)?;
     }
 }
+
+/// An AWS SDK configuration for `endpoint`: test credentials, [`REGION`], SDK retries off (an
+/// emulator's error is never worth a retry, and a fault test must see the first answer).
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
+impl MotoGuard {
+    /// An AWS SDK configuration pointing at this moto.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        sdk_config(&self.endpoint()).await
+    }
+}
+
+/// A launch configuration, an Auto Scaling group `name` of `size` instances and its lifecycle
+/// `hooks` (hook name, transition), through the SDK (moto implements these); returns the
+/// group's instance ids.
+pub async fn group(
+    config: &aws_config::SdkConfig,
+    name: &str,
+    size: i32,
+    hooks: &[(&str, &str)],
+) -> Vec<String> {
+    let asg = aws_sdk_autoscaling::Client::new(config);
+    asg.create_launch_configuration()
+        .launch_configuration_name(format!("{name}-lc"))
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .expect("CreateLaunchConfiguration");
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_configuration_name(format!("{name}-lc"))
+        .min_size(0)
+        .max_size(size + 1)
+        .desired_capacity(size)
+        .availability_zones(format!("{REGION}a"))
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+    for (hook, transition) in hooks {
+        asg.put_lifecycle_hook()
+            .auto_scaling_group_name(name)
+            .lifecycle_hook_name(*hook)
+            .lifecycle_transition(*transition)
+            .send()
+            .await
+            .expect("PutLifecycleHook");
+    }
+    let groups = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .expect("DescribeAutoScalingGroups");
+    groups
+        .auto_scaling_groups()
+        .first()
+        .map(|g| {
+            g.instances()
+                .iter()
+                .filter_map(|i| i.instance_id().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
