@@ -19,6 +19,8 @@ Extensions (each reproduces the AWS behaviour named in its docstring):
   online (InvalidInstanceId) and sending only to the instances named (moto sends to every
   instance when Targets is absent), ListCommandInvocations, and the test-only target
   AmazonSSM.SetTestAgentStatus.
+- dynamodb: conditional writes are atomic, as on AWS (moto checks and writes without a
+  lock, so two racing conditional writes can both succeed).
 - route53: ChangeResourceRecordSets validates the whole batch as AWS does
   (InvalidChangeBatch for a DELETE of a missing or different record, or a CREATE of an
   existing one) and applies it atomically.
@@ -656,6 +658,41 @@ class Route53Changes(Route53):
 
 
 # --------------------------------------------------------------------------------------
+# DynamoDB: atomic writes
+# --------------------------------------------------------------------------------------
+
+_DYNAMODB_WRITES = threading.Lock()
+_DYNAMODB_WRITE_OPERATIONS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "batch_write_item",
+    "transact_write_items",
+)
+
+
+def _serialized(method: Any) -> Any:
+    def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB_WRITES:
+            return method(self, *args, **kwargs)
+
+    write.__name__ = method.__name__
+    write.__doc__ = method.__doc__
+    return write
+
+
+def make_dynamodb_writes_atomic() -> None:
+    """DynamoDB checks a write's ConditionExpression and applies the write atomically, so of
+    two conditional writes racing on one item at most one succeeds. moto's threaded server
+    checks and writes without a lock, so both can succeed; one lock around every write
+    operation restores AWS's guarantee (reads stay concurrent)."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    for name in _DYNAMODB_WRITE_OPERATIONS:
+        setattr(DynamoHandler, name, _serialized(getattr(DynamoHandler, name)))
+
+
+# --------------------------------------------------------------------------------------
 # Server
 # --------------------------------------------------------------------------------------
 
@@ -668,6 +705,7 @@ def _install(urls_module: Any, original: type, extended: type) -> None:
 
 
 def install_extensions() -> None:
+    make_dynamodb_writes_atomic()
     ssm_models.Command._get_instance_ids_from_targets = _instance_ids_from_targets
     _install(autoscaling_urls, AutoScalingResponse, AutoScaling)
     _install(ssm_urls, SimpleSystemManagerResponse, SystemsManager)
