@@ -25,7 +25,7 @@ use lifecycle_aws::{
     AutoScalingActions, DynamoStore, ParameterStore, Route53Dns, SnsReporter, SsmRunner, TYPE_INDEX,
 };
 use serde_json::{Map, Value, json};
-use support::{Moto, MotoGuard, group};
+use support::{Moto, group};
 
 const GROUP: &str = "workers";
 const HOOK: &str = "workers-on-launch";
@@ -274,24 +274,13 @@ fn launch_data(instance: &str, token: Option<&str>) -> LifecycleData {
 
 const TOKEN: &str = "c0a7f2b4-1d3e-4f5a-8b6c-7d8e9f0a1b2c";
 
-fn completions(moto: &MotoGuard) -> Vec<Value> {
-    let v: Value = serde_json::from_str(&moto.test_lifecycle_actions()).unwrap();
-    v["completions"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn completing_a_lifecycle_action_once_then_no_active_action() {
     // CompleteLifecycleAction comes from the harness's moto extension.
     let moto = Moto::shared();
     let config = moto.sdk().await;
     let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
-    moto.register_lifecycle_action(
-        GROUP,
-        HOOK,
-        &ids[0],
-        TOKEN,
-        "autoscaling:EC2_INSTANCE_LAUNCHING",
-    );
+    moto.register_lifecycle_action(GROUP, HOOK, &ids[0], TOKEN, support::LAUNCHING);
     let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
     let data = launch_data(&ids[0], Some(TOKEN));
     assert_eq!(asg.heartbeat(&data).await.unwrap(), ActionState::Done);
@@ -301,7 +290,7 @@ async fn completing_a_lifecycle_action_once_then_no_active_action() {
             .unwrap(),
         ActionState::Done
     );
-    let done = completions(&moto);
+    let done = moto.completions();
     assert_eq!(done.len(), 1);
     assert_eq!(done[0]["result"], "CONTINUE");
     // AWS rejects a second completion ("No active Lifecycle Action found"): a typed outcome,
@@ -316,7 +305,7 @@ async fn completing_a_lifecycle_action_once_then_no_active_action() {
         asg.heartbeat(&data).await.unwrap(),
         ActionState::NoActiveAction
     );
-    assert_eq!(completions(&moto).len(), 1);
+    assert_eq!(moto.completions().len(), 1);
 }
 
 #[tokio::test]
@@ -324,13 +313,7 @@ async fn a_stale_token_falls_back_to_the_instance_id() {
     let moto = Moto::shared();
     let config = moto.sdk().await;
     let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
-    moto.register_lifecycle_action(
-        GROUP,
-        HOOK,
-        &ids[0],
-        TOKEN,
-        "autoscaling:EC2_INSTANCE_LAUNCHING",
-    );
+    moto.register_lifecycle_action(GROUP, HOOK, &ids[0], TOKEN, support::LAUNCHING);
     let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
     let stale = launch_data(&ids[0], Some("0f0f0f0f-1d3e-4f5a-8b6c-7d8e9f0a1b2c"));
     assert_eq!(
@@ -339,7 +322,7 @@ async fn a_stale_token_falls_back_to_the_instance_id() {
             .unwrap(),
         ActionState::Done
     );
-    let done = completions(&moto);
+    let done = moto.completions();
     assert_eq!(done[0]["result"], "ABANDON");
     assert_eq!(done[0]["instance"], ids[0].as_str());
 }

@@ -27,10 +27,16 @@ struct Run {
 }
 
 fn lifecycle(moto: &MotoGuard, args: &[&str]) -> Run {
+    lifecycle_with(moto, args, &[])
+}
+
+/// [`lifecycle`] with extra environment variables, set after moto's.
+fn lifecycle_with(moto: &MotoGuard, args: &[&str], env: &[(&str, String)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
         .args(args)
         .envs(moto.env())
         .env("RUST_LOG", "debug")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
     Run {
@@ -43,10 +49,15 @@ fn lifecycle(moto: &MotoGuard, args: &[&str]) -> Run {
 /// `lifecycle handle --format json` on `event` (written into `dir`) with the test
 /// configuration.
 fn run_handle(moto: &MotoGuard, dir: &Path, event: &Value) -> Run {
+    run_handle_with(moto, dir, event, &[])
+}
+
+/// [`run_handle`] with extra environment variables.
+fn run_handle_with(moto: &MotoGuard, dir: &Path, event: &Value, env: &[(&str, String)]) -> Run {
     let path = dir.join("event.json");
     std::fs::write(&path, event.to_string()).unwrap();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws-worker.yaml");
-    lifecycle(
+    lifecycle_with(
         moto,
         &[
             "handle",
@@ -59,6 +70,7 @@ fn run_handle(moto: &MotoGuard, dir: &Path, event: &Value) -> Run {
             "--format",
             "json",
         ],
+        env,
     )
 }
 
@@ -143,11 +155,6 @@ async fn commands(config: &SdkConfig) -> Vec<String> {
     listed.into_iter().map(|(id, _)| id).collect()
 }
 
-fn completions(moto: &MotoGuard) -> Vec<Value> {
-    let v: Value = serde_json::from_str(&moto.test_lifecycle_actions()).unwrap();
-    v["completions"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
     let moto = Moto::shared();
@@ -219,7 +226,7 @@ async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
         "workers-on-launch",
         &instance,
         launch_token,
-        "autoscaling:EC2_INSTANCE_LAUNCHING",
+        support::LAUNCHING,
     );
     let r = handle(
         &moto,
@@ -256,7 +263,7 @@ async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
     assert_eq!(r["final_state"], "ready", "{r:#}");
     assert_eq!(r["event"], "EC2 Instance-launch Lifecycle Action");
     assert_eq!(status_of().await.as_deref(), Some("ready"));
-    let done = completions(&moto);
+    let done = moto.completions();
     assert_eq!(done.len(), 1);
     assert_eq!(done[0]["result"], "CONTINUE");
     assert_eq!(done[0]["hook"], "workers-on-launch");
@@ -280,7 +287,7 @@ async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
         &status_event("e-join", &join, &instance, "Success"),
     );
     assert_eq!(r["stopped_by"], "not_supported", "{r:#}");
-    assert_eq!(completions(&moto).len(), 1);
+    assert_eq!(moto.completions().len(), 1);
 
     // Terminate: leave command, then DNS withdrawn, hook completed, node forgotten.
     let term_token = "66666666-7777-4888-8999-aaaaaaaaaaaa";
@@ -289,7 +296,7 @@ async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
         "workers-on-terminate",
         &instance,
         term_token,
-        "autoscaling:EC2_INSTANCE_TERMINATING",
+        support::TERMINATING,
     );
     let r = handle(
         &moto,
@@ -314,7 +321,7 @@ async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
         None,
         "the node is forgotten and not recreated"
     );
-    let done = completions(&moto);
+    let done = moto.completions();
     assert_eq!(done.len(), 2);
     assert_eq!(done[1]["hook"], "workers-on-terminate");
     assert_eq!(done[1]["result"], "CONTINUE");
@@ -359,35 +366,18 @@ async fn handle_refuses_to_launch_a_node_that_is_not_new() {
 fn handle_without_a_reachable_aws_fails_with_a_retryable_error() {
     let moto = Moto::shared();
     let dir = scratch_dir("down");
-    let path = dir.join("event.json");
-    std::fs::write(
-        &path,
-        lifecycle_event("e1", "i-0abc", true, "t", "Z1").to_string(),
-    )
-    .unwrap();
-    let config_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws-worker.yaml");
     // A closed loopback port: the table read fails at the transport.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
-        .args([
-            "handle",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--event",
-            path.to_str().unwrap(),
-            "--table",
-            TABLE,
-            "--format",
-            "json",
-        ])
-        .envs(moto.env())
-        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = run_handle_with(
+        &moto,
+        &dir,
+        &lifecycle_event("e1", "i-0abc", true, "t", "Z1"),
+        &[("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(r["retryable"], true, "{r:#}");
     assert_eq!(r["error_class"], "invocation");
     std::fs::remove_dir_all(&dir).ok();

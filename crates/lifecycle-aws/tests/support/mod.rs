@@ -224,6 +224,13 @@ impl MotoGuard {
         response.body
     }
 
+    /// The completions `DescribeTestLifecycleActions` recorded, oldest first.
+    pub fn completions(&self) -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(&self.test_lifecycle_actions())
+            .expect("DescribeTestLifecycleActions answers JSON");
+        v["completions"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Sets the SSM agent status (`Online`, `ConnectionLost`, `Inactive`) of a running
     /// instance, as `DescribeInstanceInformation` reports it and `SendCommand` checks it.
     pub fn set_agent_status(&self, instance: &str, status: &str) {
