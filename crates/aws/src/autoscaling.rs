@@ -1,0 +1,200 @@
+//! [`AutoScalingActions`]: lifecycle actions, scaling activities and instance protection.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_autoscaling::Client;
+use lifecycle::event::{LifecycleData, LifecycleResult};
+use lifecycle::{Fault, FaultKind};
+use lifecycle_runtime::capability::{ActionState, LifecycleActions};
+use lifecycle_runtime::{Clock, poll_until};
+
+use crate::error::fault;
+
+/// How often a scaling activity is polled.
+const ACTIVITY_POLL: Duration = Duration::from_secs(5);
+
+/// Auto Scaling through the AWS SDK.
+#[derive(Clone)]
+pub struct AutoScalingActions {
+    client: Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AutoScalingActions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoScalingActions").finish_non_exhaustive()
+    }
+}
+
+impl AutoScalingActions {
+    /// Auto Scaling on `config`, waiting with `clock`.
+    pub fn new(config: &aws_config::SdkConfig, clock: Arc<dyn Clock>) -> Self {
+        AutoScalingActions {
+            client: Client::new(config),
+            clock,
+        }
+    }
+
+    /// Auto Scaling with an existing client.
+    pub fn with_client(client: Client, clock: Arc<dyn Clock>) -> Self {
+        AutoScalingActions { client, clock }
+    }
+
+    /// Runs `call` by token (when there is one), then by instance id when AWS knows no action
+    /// for the token. AWS answers for an action that is over (completed, abandoned, timed out)
+    /// with a fault of kind [`FaultKind::NotFound`]: for both, that is
+    /// [`ActionState::NoActiveAction`].
+    async fn by_token_then_instance<F, Fut>(
+        &self,
+        operation: &str,
+        data: &LifecycleData,
+        call: F,
+    ) -> Result<ActionState, Fault>
+    where
+        F: Fn(Option<String>, Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), Fault>>,
+    {
+        if let Some(token) = &data.token {
+            match call(Some(token.clone()), None).await {
+                Ok(()) => return Ok(ActionState::Done),
+                Err(f) if f.kind() == FaultKind::NotFound => {
+                    tracing::info!(%operation, instance = %data.instance_id, "no active action for the token; trying the instance id");
+                }
+                Err(f) => return Err(f),
+            }
+        }
+        match call(None, Some(data.instance_id.clone())).await {
+            Ok(()) => Ok(ActionState::Done),
+            Err(f) if f.kind() == FaultKind::NotFound => Ok(ActionState::NoActiveAction),
+            Err(f) => Err(f),
+        }
+    }
+
+    /// The progress (percent) of the first scaling activity of the group that mentions the
+    /// instance; `None` when none does.
+    async fn activity_progress(&self, data: &LifecycleData) -> Result<Option<i32>, Fault> {
+        let mut pages = self
+            .client
+            .describe_scaling_activities()
+            .auto_scaling_group_name(&data.auto_scaling_group)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| fault("DescribeScalingActivities", &e))?;
+            if let Some(a) = page.activities().iter().find(|a| {
+                a.description()
+                    .is_some_and(|d| d.contains(&data.instance_id))
+                    || a.details().is_some_and(|d| d.contains(&data.instance_id))
+            }) {
+                return Ok(Some(a.progress().unwrap_or(0)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl LifecycleActions for AutoScalingActions {
+    async fn complete(
+        &self,
+        data: &LifecycleData,
+        result: LifecycleResult,
+    ) -> Result<ActionState, Fault> {
+        self.by_token_then_instance("CompleteLifecycleAction", data, |token, instance| {
+            let req = self
+                .client
+                .complete_lifecycle_action()
+                .auto_scaling_group_name(&data.auto_scaling_group)
+                .lifecycle_hook_name(&data.hook_name)
+                .lifecycle_action_result(result.as_str())
+                .set_lifecycle_action_token(token)
+                .set_instance_id(instance);
+            async move {
+                req.send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| fault("CompleteLifecycleAction", &e))
+            }
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, data: &LifecycleData) -> Result<ActionState, Fault> {
+        self.by_token_then_instance("RecordLifecycleActionHeartbeat", data, |token, instance| {
+            let req = self
+                .client
+                .record_lifecycle_action_heartbeat()
+                .auto_scaling_group_name(&data.auto_scaling_group)
+                .lifecycle_hook_name(&data.hook_name)
+                .set_lifecycle_action_token(token)
+                .set_instance_id(instance);
+            async move {
+                req.send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| fault("RecordLifecycleActionHeartbeat", &e))
+            }
+        })
+        .await
+    }
+
+    async fn wait_for_activity(
+        &self,
+        data: &LifecycleData,
+        until: SystemTime,
+    ) -> Result<(), Fault> {
+        let waited = poll_until(self.clock.as_ref(), until, ACTIVITY_POLL, || async {
+            Ok(match self.activity_progress(data).await? {
+                None => {
+                    tracing::debug!(instance = %data.instance_id, "no scaling activity mentions the instance; nothing to wait for");
+                    ControlFlow::Break(())
+                }
+                Some(p) if p >= 100 => ControlFlow::Break(()),
+                Some(p) => ControlFlow::Continue(p),
+            })
+        })
+        .await?;
+        waited.map_err(|p| {
+            Fault::transient(format!(
+                "scaling activity of {} still at {p}% when the wait ran out",
+                data.instance_id
+            ))
+        })
+    }
+
+    async fn group_of(&self, instance_id: &str) -> Result<Option<String>, Fault> {
+        let out = self
+            .client
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| fault("DescribeAutoScalingInstances", &e))?;
+        Ok(out
+            .auto_scaling_instances()
+            .iter()
+            .find(|i| i.instance_id() == Some(instance_id))
+            .and_then(|i| i.auto_scaling_group_name())
+            .map(str::to_owned))
+    }
+
+    async fn set_protection(
+        &self,
+        group: &str,
+        instance_ids: &[String],
+        protected: bool,
+    ) -> Result<(), Fault> {
+        self.client
+            .set_instance_protection()
+            .auto_scaling_group_name(group)
+            .set_instance_ids(Some(instance_ids.to_vec()))
+            .protected_from_scale_in(protected)
+            .send()
+            .await
+            .map_err(|e| fault("SetInstanceProtection", &e))?;
+        Ok(())
+    }
+}

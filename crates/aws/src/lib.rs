@@ -1,0 +1,89 @@
+//! AWS backends of autoscaling-lifecycle: the runtime's capability traits
+//! (`lifecycle_runtime::capability`) implemented with the AWS SDK for Rust.
+//!
+//! | trait | implementation | AWS |
+//! |---|---|---|
+//! | `NodeStore`, `CommandStore` | [`DynamoStore`] | DynamoDB: conditional writes, atomic take |
+//! | `LifecycleActions` | [`AutoScalingActions`] | Auto Scaling lifecycle hooks, activities, protection |
+//! | `CommandRunner` | [`SsmRunner`] | SSM Run Command |
+//! | `Snapshots` | `Ec2Snapshots` (feature `ec2`) | EC2 `CreateSnapshot`, `DescribeSnapshots` |
+//! | `Secrets` | [`ParameterStore`] | SSM Parameter Store (`SecureString`s decrypted) |
+//! | `Reporter` | [`SnsReporter`] | SNS |
+//! | `Dns` | [`Route53Dns`] | Route 53 |
+//! | `Clock` | [`TokioClock`] | — |
+//!
+//! [`load_services`] builds all of them from the standard AWS environment (credential chain,
+//! `AWS_REGION`, `AWS_ENDPOINT_URL` and the per-service endpoint variables,
+//! `AWS_MAX_ATTEMPTS`).
+//!
+//! Every failure is a [`lifecycle::Fault`] that keeps the AWS error code and HTTP status as
+//! data, with its [`lifecycle::FaultKind`] decided in one classification table: throttling,
+//! HTTP 429 and 5xx responses, timeouts and dispatch failures are `Transient` (the only kind
+//! that is retried); a failed conditional write is `Conflict`; a missing parameter or no
+//! active lifecycle action is `NotFound`; everything else — access denied, validation
+//! errors — is `Permanent`.
+
+mod autoscaling;
+mod clock;
+mod dynamo;
+#[cfg(feature = "ec2")]
+mod ec2;
+mod error;
+mod route53;
+mod sns;
+mod ssm;
+
+use std::sync::Arc;
+
+pub use autoscaling::AutoScalingActions;
+pub use clock::TokioClock;
+pub use dynamo::{
+    ATTR_EXPIRES, COMMAND_TTL, DynamoStore, TYPE_INDEX, from_attribute, to_attribute,
+};
+#[cfg(feature = "ec2")]
+pub use ec2::Ec2Snapshots;
+pub use route53::Route53Dns;
+pub use sns::SnsReporter;
+pub use ssm::{ParameterStore, SsmRunner};
+
+use lifecycle_runtime::Services;
+use lifecycle_runtime::capability::Snapshots;
+
+/// Loads the AWS configuration from the environment.
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// Every capability backed by AWS, with the state in DynamoDB table `table` (and the default
+/// redactor).
+pub fn services(config: &aws_config::SdkConfig, table: &str) -> Services {
+    let clock = Arc::new(TokioClock);
+    Services::new(
+        Arc::new(DynamoStore::new(config, table)),
+        Arc::new(DynamoStore::new(config, table)),
+        Arc::new(AutoScalingActions::new(config, clock.clone())),
+        Arc::new(SsmRunner::new(config, clock.clone())),
+        Arc::new(Route53Dns::new(config)),
+        Arc::new(SnsReporter::new(config)),
+        Arc::new(ParameterStore::new(config)),
+        snapshots(config),
+        clock,
+    )
+}
+
+#[cfg(feature = "ec2")]
+fn snapshots(config: &aws_config::SdkConfig) -> Option<Arc<dyn Snapshots>> {
+    Some(Arc::new(Ec2Snapshots::new(config, Arc::new(TokioClock))))
+}
+
+#[cfg(not(feature = "ec2"))]
+fn snapshots(_: &aws_config::SdkConfig) -> Option<Arc<dyn Snapshots>> {
+    None
+}
+
+/// [`load_config`] then [`services`].
+pub async fn load_services(table: &str) -> Services {
+    services(&load_config().await, table)
+}

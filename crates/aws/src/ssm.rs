@@ -1,0 +1,156 @@
+//! [`SsmRunner`]: shell commands through SSM Run Command.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_ssm::Client;
+use aws_sdk_ssm::types::{InstanceInformationStringFilter, PingStatus};
+use lifecycle::Fault;
+use lifecycle::config::declared::SSM_COMMENT_MAX;
+use lifecycle_runtime::capability::{CommandRunner, Secrets, ShellCommand};
+use lifecycle_runtime::{Clock, poll_until};
+
+use crate::error::{fault, permanent};
+
+/// How often agent status is polled.
+const ONLINE_POLL: Duration = Duration::from_secs(5);
+
+/// The document that runs shell lines on Linux.
+pub const SHELL_DOCUMENT: &str = "AWS-RunShellScript";
+
+/// SSM through the AWS SDK.
+#[derive(Clone)]
+pub struct SsmRunner {
+    client: Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SsmRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsmRunner").finish_non_exhaustive()
+    }
+}
+
+impl SsmRunner {
+    /// SSM on `config`, waiting with `clock`.
+    pub fn new(config: &aws_config::SdkConfig, clock: Arc<dyn Clock>) -> Self {
+        SsmRunner {
+            client: Client::new(config),
+            clock,
+        }
+    }
+
+    /// SSM with an existing client.
+    pub fn with_client(client: Client, clock: Arc<dyn Clock>) -> Self {
+        SsmRunner { client, clock }
+    }
+
+    async fn offline(&self, instance_ids: &[String]) -> Result<Vec<String>, Fault> {
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .set_values(Some(instance_ids.to_vec()))
+            .build()
+            .map_err(|e| permanent("DescribeInstanceInformation", e))?;
+        let mut pages = self
+            .client
+            .describe_instance_information()
+            .filters(filter)
+            .into_paginator()
+            .send();
+        let mut online = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| fault("DescribeInstanceInformation", &e))?;
+            for info in page.instance_information_list() {
+                if info.ping_status() == Some(&PingStatus::Online)
+                    && let Some(id) = info.instance_id()
+                {
+                    online.push(id.to_owned());
+                }
+            }
+        }
+        Ok(instance_ids
+            .iter()
+            .filter(|id| !online.contains(id))
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl CommandRunner for SsmRunner {
+    async fn wait_online(&self, instance_ids: &[String], until: SystemTime) -> Result<(), Fault> {
+        let waited = poll_until(self.clock.as_ref(), until, ONLINE_POLL, || async {
+            let offline = self.offline(instance_ids).await?;
+            if offline.is_empty() {
+                return Ok(ControlFlow::Break(()));
+            }
+            tracing::info!(instances = ?offline, "waiting for the SSM agent");
+            Ok(ControlFlow::Continue(offline))
+        })
+        .await?;
+        waited.map_err(|offline| {
+            Fault::transient(format!(
+                "SSM agent not online on {} when the wait ran out",
+                offline.join(", ")
+            ))
+        })
+    }
+
+    async fn send(&self, command: &ShellCommand) -> Result<String, Fault> {
+        let comment: String = command.comment.chars().take(SSM_COMMENT_MAX).collect();
+        let lines: Vec<String> = command
+            .commands
+            .iter()
+            .map(|c| c.expose().to_owned())
+            .collect();
+        let out = self
+            .client
+            .send_command()
+            .document_name(SHELL_DOCUMENT)
+            .set_instance_ids(Some(command.instance_ids.clone()))
+            .comment(comment)
+            .parameters("commands", lines)
+            .send()
+            .await
+            .map_err(|e| fault("SendCommand", &e))?;
+        out.command()
+            .and_then(|c| c.command_id())
+            .map(str::to_owned)
+            .ok_or_else(|| Fault::transient("SendCommand: the answer has no command id"))
+    }
+}
+
+/// SSM Parameter Store through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct ParameterStore {
+    client: Client,
+}
+
+impl ParameterStore {
+    /// Parameter Store on `config`.
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        ParameterStore {
+            client: Client::new(config),
+        }
+    }
+}
+
+#[async_trait]
+impl Secrets for ParameterStore {
+    async fn read(&self, name: &str, decrypt: bool) -> Result<String, Fault> {
+        let out = self
+            .client
+            .get_parameter()
+            .name(name)
+            .with_decryption(decrypt)
+            .send()
+            .await
+            .map_err(|e| fault("GetParameter", &e))?;
+        out.parameter()
+            .and_then(|p| p.value())
+            .map(str::to_owned)
+            .ok_or_else(|| Fault::permanent(format!("GetParameter: {name} has no value")))
+    }
+}

@@ -1,0 +1,561 @@
+//! The AWS backends against moto's server over real HTTP, with the real AWS SDK for Rust.
+//!
+//! moto lacks some operations and is more lenient than AWS in places; `scripts/moto_server.py`
+//! adds AWS-shaped versions (CompleteLifecycleAction, RecordLifecycleActionHeartbeat,
+//! DescribeInstanceInformation, strict SendCommand and Route 53 DELETE). Tests that rely on
+//! one of those say so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::{Region, SdkConfig};
+use lifecycle::config::declared::RecordAction;
+use lifecycle::event::{LifecycleData, LifecycleResult, LifecycleTransition};
+use lifecycle::redact::Sensitive;
+use lifecycle::{CommandRecord, Fault, FaultKind, Node};
+use lifecycle_aws::{
+    AutoScalingActions, DynamoStore, ParameterStore, Route53Dns, SnsReporter, SsmRunner, TYPE_INDEX,
+};
+use lifecycle_embedded::ManualClock;
+use lifecycle_runtime::Clock;
+use lifecycle_runtime::capability::{
+    ActionState, CommandRunner, CommandStore, Dns, LifecycleActions, NodeStore, RecordChange,
+    Reporter, Secrets, ShellCommand,
+};
+use serde_json::{Map, Value, json};
+use support::{Moto, group};
+
+const GROUP: &str = "workers";
+const HOOK: &str = "workers-on-launch";
+
+async fn table(config: &SdkConfig, name: &str) -> DynamoStore {
+    let store = DynamoStore::new(config, name);
+    store.init().await.unwrap();
+    store
+}
+
+fn props(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("props takes an object"),
+    }
+}
+
+fn node(id: &str, status: &str, extra: Value) -> Node {
+    let mut properties = props(json!({"ItemType": "worker", "InstanceIp": "10.0.0.7"}));
+    properties.extend(props(extra));
+    Node {
+        id: id.into(),
+        status: status.into(),
+        properties,
+    }
+}
+
+#[tokio::test]
+async fn init_is_idempotent_and_creates_the_type_index() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let store = table(&config, "state").await;
+    store.init().await.unwrap();
+    let d = aws_sdk_dynamodb::Client::new(&config)
+        .describe_table()
+        .table_name("state")
+        .send()
+        .await
+        .unwrap();
+    let t = d.table().unwrap();
+    assert_eq!(t.key_schema()[0].attribute_name(), "Ident");
+    assert!(
+        t.global_secondary_indexes()
+            .iter()
+            .any(|i| i.index_name() == Some(TYPE_INDEX))
+    );
+}
+
+#[tokio::test]
+async fn nodes_round_trip_with_types_and_reserved_attribute_names() {
+    let moto = Moto::shared();
+    let store = table(&moto.sdk().await, "state").await;
+    let n = node(
+        "i-1",
+        "ready",
+        json!({"Status": "x", "Name": "n", "Token": "t", "Ttl": 60, "Debug": false,
+               "Labels": ["a", "b"], "Meta": {"Size": 3, "Zone": null}}),
+    );
+    store.put(&n).await.unwrap();
+    assert_eq!(store.get("i-1").await.unwrap(), Some(n.clone()));
+    assert_eq!(store.get("i-missing").await.unwrap(), None);
+
+    // Reserved words as property names in an update expression.
+    store
+        .set_properties(
+            "i-1",
+            &props(json!({"Status": "y", "Name": 7, "ItemStatus": "ignored"})),
+        )
+        .await
+        .unwrap();
+    let got = store.get("i-1").await.unwrap().unwrap();
+    assert_eq!(got.properties["Status"], json!("y"));
+    assert_eq!(got.properties["Name"], json!(7));
+    assert_eq!(
+        got.status, "ready",
+        "set_properties never touches ItemStatus"
+    );
+    let missing = store
+        .set_properties("i-none", &props(json!({"A": 1})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing,
+        Fault::MissingNode {
+            id: "i-none".into()
+        }
+    );
+    assert_eq!(missing.kind(), FaultKind::NotFound);
+    assert_eq!(
+        store.get("i-none").await.unwrap(),
+        None,
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn status_writes_are_compare_and_set() {
+    let moto = Moto::shared();
+    let store = table(&moto.sdk().await, "state").await;
+    // A missing item counts as `new`, and the write creates it.
+    store
+        .set_status("i-1", "new", "finished_cloud_init")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("i-1").await.unwrap().unwrap().status,
+        "finished_cloud_init"
+    );
+    store
+        .set_status("i-1", "finished_cloud_init", "joining")
+        .await
+        .unwrap();
+    let lost = store
+        .set_status("i-1", "finished_cloud_init", "joined")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lost,
+        Fault::Conflict {
+            id: "i-1".into(),
+            expected: "finished_cloud_init".into(),
+            found: "joining".into()
+        }
+    );
+    let gone = store
+        .set_status("i-2", "ready", "draining")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&gone, Fault::Conflict { found, .. } if found == "new"),
+        "{gone:?}"
+    );
+    assert_eq!(
+        store.get("i-2").await.unwrap(),
+        None,
+        "a lost write creates nothing"
+    );
+}
+
+#[tokio::test]
+async fn racing_writers_cannot_both_advance_a_node() {
+    let moto = Moto::shared();
+    let store = Arc::new(table(&moto.sdk().await, "state").await);
+    store.put(&node("i-1", "ready", json!({}))).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.set_status("i-1", "ready", &format!("draining-{i}")).await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(Fault::Conflict { found, .. }) => assert!(found.starts_with("draining-")),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one writer advances the node");
+}
+
+#[tokio::test]
+async fn command_records_are_taken_atomically_and_never_confused_with_nodes() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let store = table(&config, "state").await;
+    let lifecycle = LifecycleData {
+        instance_id: "i-1".into(),
+        auto_scaling_group: GROUP.into(),
+        hook_name: HOOK.into(),
+        token: Some("tok".into()),
+        transition: LifecycleTransition::Launching,
+        metadata: props(json!({"type": "worker", "ttl": 60})),
+        origin: None,
+        destination: None,
+    };
+    let record = CommandRecord {
+        id: "cmd-1".into(),
+        running_on: vec!["i-1".into()],
+        comment: "join".into(),
+        commands: vec!["docker swarm join --token *** 10.0.0.1:2377".into()],
+        event_name: "EC2 Instance-launch Lifecycle Action".into(),
+        lifecycle: Some(lifecycle),
+    };
+    store.put_command(&record).await.unwrap();
+    // The raw item keeps typed values and carries a TTL.
+    let raw = aws_sdk_dynamodb::Client::new(&config)
+        .get_item()
+        .table_name("state")
+        .key(
+            "Ident",
+            aws_sdk_dynamodb::types::AttributeValue::S("cmd-1".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let item = raw.item().unwrap();
+    assert!(item.contains_key("ExpiresAt"));
+    assert_eq!(item["ItemType"].as_s().unwrap(), "command");
+    assert_eq!(store.take_command("cmd-1").await.unwrap(), Some(record));
+    assert_eq!(
+        store.take_command("cmd-1").await.unwrap(),
+        None,
+        "taken once"
+    );
+
+    // A node's id is not a command: nothing is deleted.
+    store.put(&node("i-9", "ready", json!({}))).await.unwrap();
+    let e = store.take_command("i-9").await.unwrap_err();
+    assert!(matches!(e, Fault::Corrupt { .. }), "{e:?}");
+    assert!(store.get("i-9").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn queries_by_type_read_every_page() {
+    let moto = Moto::shared();
+    let store = table(&moto.sdk().await, "state").await.with_page_size(7);
+    for i in 0..30 {
+        store
+            .put(&node(&format!("i-w{i:02}"), "ready", json!({})))
+            .await
+            .unwrap();
+    }
+    let mut manager = node("i-m", "ready", json!({}));
+    manager
+        .properties
+        .insert("ItemType".into(), json!("manager"));
+    store.put(&manager).await.unwrap();
+    let workers = store.by_type("worker").await.unwrap();
+    assert_eq!(workers.len(), 30, "more items than one page");
+    assert!(
+        workers.windows(2).all(|w| w[0].id < w[1].id),
+        "in key order"
+    );
+    assert_eq!(store.by_type("manager").await.unwrap().len(), 1);
+    assert!(store.by_type("nothing").await.unwrap().is_empty());
+}
+
+fn launch_data(instance: &str, token: Option<&str>) -> LifecycleData {
+    LifecycleData {
+        instance_id: instance.into(),
+        auto_scaling_group: GROUP.into(),
+        hook_name: HOOK.into(),
+        token: token.map(str::to_owned),
+        transition: LifecycleTransition::Launching,
+        metadata: Map::new(),
+        origin: None,
+        destination: None,
+    }
+}
+
+const TOKEN: &str = "c0a7f2b4-1d3e-4f5a-8b6c-7d8e9f0a1b2c";
+
+#[tokio::test]
+async fn completing_a_lifecycle_action_once_then_no_active_action() {
+    // CompleteLifecycleAction comes from the harness's moto extension.
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
+    moto.register_lifecycle_action(GROUP, HOOK, &ids[0], TOKEN, support::LAUNCHING);
+    let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
+    let data = launch_data(&ids[0], Some(TOKEN));
+    assert_eq!(asg.heartbeat(&data).await.unwrap(), ActionState::Done);
+    assert_eq!(
+        asg.complete(&data, LifecycleResult::Continue)
+            .await
+            .unwrap(),
+        ActionState::Done
+    );
+    let done = moto.completions();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["result"], "CONTINUE");
+    // AWS rejects a second completion ("No active Lifecycle Action found"): a typed outcome,
+    // reached after falling back from the token to the instance id.
+    assert_eq!(
+        asg.complete(&data, LifecycleResult::Continue)
+            .await
+            .unwrap(),
+        ActionState::NoActiveAction
+    );
+    assert_eq!(
+        asg.heartbeat(&data).await.unwrap(),
+        ActionState::NoActiveAction
+    );
+    assert_eq!(moto.completions().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_token_falls_back_to_the_instance_id() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
+    moto.register_lifecycle_action(GROUP, HOOK, &ids[0], TOKEN, support::LAUNCHING);
+    let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
+    let stale = launch_data(&ids[0], Some("0f0f0f0f-1d3e-4f5a-8b6c-7d8e9f0a1b2c"));
+    assert_eq!(
+        asg.complete(&stale, LifecycleResult::Abandon)
+            .await
+            .unwrap(),
+        ActionState::Done
+    );
+    let done = moto.completions();
+    assert_eq!(done[0]["result"], "ABANDON");
+    assert_eq!(done[0]["instance"], ids[0].as_str());
+}
+
+#[tokio::test]
+async fn an_unknown_group_is_an_error_that_retrying_cannot_fix() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
+    let e = asg
+        .complete(&launch_data("i-1", None), LifecycleResult::Continue)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Permanent, "{e:?}");
+    assert_eq!(e.code(), Some("ValidationError"), "{e:?}");
+    assert!(e.to_string().contains("CompleteLifecycleAction"), "{e}");
+}
+
+#[tokio::test]
+async fn scale_in_protection_is_set_and_cleared() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
+    let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
+    let client = aws_sdk_autoscaling::Client::new(&config);
+    assert_eq!(asg.group_of(&ids[0]).await.unwrap().as_deref(), Some(GROUP));
+    assert_eq!(asg.group_of("i-0123456789abcdef0").await.unwrap(), None);
+    for want in [true, false] {
+        asg.set_protection(GROUP, &ids, want).await.unwrap();
+        let d = client
+            .describe_auto_scaling_instances()
+            .instance_ids(&ids[0])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            d.auto_scaling_instances()[0].protected_from_scale_in(),
+            Some(want)
+        );
+    }
+}
+
+#[tokio::test]
+async fn activity_wait_ends_when_the_launch_is_complete() {
+    // DescribeScalingActivities comes from the harness (moto returns nothing).
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
+    let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
+    asg.wait_for_activity(
+        &launch_data(&ids[0], None),
+        SystemTime::now() + Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn commands_wait_for_the_agent_and_are_sent() {
+    // DescribeInstanceInformation and the strict SendCommand come from the harness.
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
+    let clock = Arc::new(ManualClock::default());
+    let ssm = SsmRunner::new(&config, clock.clone());
+    let until = clock.now() + Duration::from_secs(60);
+    ssm.wait_online(&ids, until).await.unwrap();
+    let cmd = ShellCommand {
+        instance_ids: ids.clone(),
+        commands: vec![Sensitive::new("echo s3cr3t".into(), "echo ***".into())],
+        comment: "x".repeat(150),
+        idempotency_key: "k".into(),
+    };
+    let id = ssm.send(&cmd).await.unwrap();
+    let listed = aws_sdk_ssm::Client::new(&config)
+        .list_commands()
+        .command_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let sent = &listed.commands()[0];
+    assert_eq!(
+        sent.comment().unwrap().chars().count(),
+        100,
+        "SSM's comment limit"
+    );
+    assert_eq!(
+        sent.parameters().unwrap()["commands"],
+        vec!["echo s3cr3t".to_owned()],
+        "the real text reaches AWS"
+    );
+
+    // An agent that is not online: the wait ends at its bound (simulated time) with an error a
+    // retry can fix.
+    moto.set_agent_status(&ids[0], "ConnectionLost");
+    let until = clock.now() + Duration::from_secs(60);
+    let e = ssm.wait_online(&ids, until).await.unwrap_err();
+    assert!(
+        e.kind() == FaultKind::Transient && e.to_string().contains("not online"),
+        "{e:?}"
+    );
+
+    // An instance AWS does not know: InvalidInstanceId, permanent.
+    let unknown = ShellCommand {
+        instance_ids: vec!["i-0123456789abcdef0".into()],
+        ..cmd
+    };
+    let e = ssm.send(&unknown).await.unwrap_err();
+    assert!(
+        e.kind() == FaultKind::Permanent && e.code() == Some("InvalidInstanceId"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("InvalidInstanceId"), "{e}");
+}
+
+#[tokio::test]
+async fn reports_go_to_the_topic_in_its_own_region() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let eu = aws_sdk_sns::config::Builder::from(&config)
+        .region(Region::new("eu-central-1"))
+        .build();
+    let topic = aws_sdk_sns::Client::from_conf(eu)
+        .create_topic()
+        .name("lifecycle")
+        .send()
+        .await
+        .unwrap();
+    let arn = topic.topic_arn().unwrap();
+    assert!(arn.contains(":eu-central-1:"));
+    let reporter = SnsReporter::new(&config);
+    reporter.publish(arn, "subject", "message").await.unwrap();
+    let e = reporter
+        .publish("arn:aws:sns:eu-central-1:123456789012:missing", "s", "m")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Permanent, "{e:?}");
+    let e = reporter.publish("not-an-arn", "s", "m").await.unwrap_err();
+    assert!(e.to_string().contains("not an SNS topic ARN"), "{e}");
+    assert_eq!(e.kind(), FaultKind::Permanent, "{e:?}");
+}
+
+#[tokio::test]
+async fn dns_changes_apply_as_one_batch_and_stale_deletes_are_refused() {
+    // The strict DELETE comes from the harness (moto accepts any DELETE).
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let r53 = aws_sdk_route53::Client::new(&config);
+    let zone = r53
+        .create_hosted_zone()
+        .name("swarm.example.internal")
+        .caller_reference("test")
+        .send()
+        .await
+        .unwrap();
+    let zone_id = zone.hosted_zone().unwrap().id().to_owned();
+    let dns = Route53Dns::new(&config);
+    let rec = |action, value: &str| RecordChange {
+        action,
+        name: "i-1.swarm.example.internal".into(),
+        record_type: "A".into(),
+        ttl: 60,
+        values: vec![value.into()],
+    };
+    dns.change(
+        &zone_id,
+        &[
+            rec(RecordAction::Upsert, "10.0.0.7"),
+            RecordChange {
+                name: "i-2.swarm.example.internal".into(),
+                ..rec(RecordAction::Upsert, "10.0.0.8")
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    let a_records = || async {
+        r53.list_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .send()
+            .await
+            .unwrap()
+            .resource_record_sets()
+            .iter()
+            .filter(|r| r.r#type().as_str() == "A")
+            .map(|r| r.name().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(a_records().await.len(), 2);
+    let stale = dns
+        .change(&zone_id, &[rec(RecordAction::Delete, "10.9.9.9")])
+        .await
+        .unwrap_err();
+    assert!(
+        stale.to_string().contains("InvalidChangeBatch"),
+        "{stale:?}"
+    );
+    assert_eq!(stale.code(), Some("InvalidChangeBatch"), "{stale:?}");
+    assert_eq!(stale.kind(), FaultKind::Permanent);
+    dns.change(&zone_id, &[rec(RecordAction::Delete, "10.0.0.7")])
+        .await
+        .unwrap();
+    assert_eq!(a_records().await.len(), 1);
+}
+
+#[tokio::test]
+async fn secure_parameters_are_read_decrypted() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    aws_sdk_ssm::Client::new(&config)
+        .put_parameter()
+        .name("/swarm/worker-token")
+        .value("SWMTKN-1-from-parameter-store")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let store = ParameterStore::new(&config);
+    assert_eq!(
+        store.read("/swarm/worker-token", true).await.unwrap(),
+        "SWMTKN-1-from-parameter-store"
+    );
+    let e = store.read("/swarm/missing", true).await.unwrap_err();
+    assert!(
+        e.kind() == FaultKind::NotFound && e.to_string().contains("ParameterNotFound"),
+        "{e:?}"
+    );
+}

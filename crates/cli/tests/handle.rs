@@ -1,0 +1,384 @@
+//! `lifecycle init` and `lifecycle handle` end to end against moto's server: a worker's whole
+//! launch and termination, event by event, through the built binary with the real AWS SDK.
+//! Lifecycle actions are made active with the harness's test-only action (moto never puts an
+//! instance into Pending:Wait) and completed through its AWS-shaped CompleteLifecycleAction.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../aws/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use support::{Moto, MotoGuard};
+
+const GROUP: &str = "swarm-workers";
+const TABLE: &str = "swarm-state";
+const SECRET: &str = "SWMTKN-1-handle0test0secret0never0printed";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn lifecycle(moto: &MotoGuard, args: &[&str]) -> Run {
+    lifecycle_with(moto, args, &[])
+}
+
+/// [`lifecycle`] with extra environment variables, set after moto's.
+fn lifecycle_with(moto: &MotoGuard, args: &[&str], env: &[(&str, String)]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .args(args)
+        .envs(moto.env())
+        .env("RUST_LOG", "debug")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `lifecycle handle --format json` on `event` (written into `dir`) with the test
+/// configuration.
+fn run_handle(moto: &MotoGuard, dir: &Path, event: &Value) -> Run {
+    run_handle_with(moto, dir, event, &[])
+}
+
+/// [`run_handle`] with extra environment variables.
+fn run_handle_with(moto: &MotoGuard, dir: &Path, event: &Value, env: &[(&str, String)]) -> Run {
+    let path = dir.join("event.json");
+    std::fs::write(&path, event.to_string()).unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws-worker.yaml");
+    lifecycle_with(
+        moto,
+        &[
+            "handle",
+            "--config",
+            config.to_str().unwrap(),
+            "--event",
+            path.to_str().unwrap(),
+            "--table",
+            TABLE,
+            "--format",
+            "json",
+        ],
+        env,
+    )
+}
+
+/// [`run_handle`] that must succeed; its report, checked free of the secret.
+fn handle(moto: &MotoGuard, dir: &Path, event: &Value) -> Value {
+    let run = run_handle(moto, dir, event);
+    assert!(!run.stdout.contains(SECRET) && !run.stderr.contains(SECRET));
+    let report: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    assert_eq!(run.code, 0, "{report:#}\n{}", run.stderr);
+    report
+}
+
+fn lifecycle_event(id: &str, instance: &str, launching: bool, token: &str, zone: &str) -> Value {
+    let (kind, transition, hook) = if launching {
+        ("launch", "LAUNCHING", "workers-on-launch")
+    } else {
+        ("terminate", "TERMINATING", "workers-on-terminate")
+    };
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": format!("EC2 Instance-{kind} Lifecycle Action"),
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": "2026-11-27T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:1:autoScalingGroupName/{GROUP}")],
+        "detail": {
+            "LifecycleActionToken": token,
+            "AutoScalingGroupName": GROUP,
+            "LifecycleHookName": hook,
+            "EC2InstanceId": instance,
+            "LifecycleTransition": format!("autoscaling:EC2_INSTANCE_{transition}"),
+            "NotificationMetadata": json!({"zone": zone}).to_string(),
+        }
+    })
+}
+
+fn status_event(id: &str, command: &str, instance: &str, status: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "EC2 Command Status-change Notification",
+        "source": "aws.ssm",
+        "account": "123456789012",
+        "time": "2026-11-27T10:01:00Z",
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:ec2:us-east-1:123456789012:instance/{instance}")],
+        "detail": {
+            "command-id": command,
+            "document-name": "AWS-RunShellScript",
+            "parameters": "{\"commands\":[\"(as sent)\"]}",
+            "status": status
+        }
+    })
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lifecycle-handle-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The ids of the commands sent so far, oldest first.
+async fn commands(config: &SdkConfig) -> Vec<String> {
+    let mut listed: Vec<(String, f64)> = aws_sdk_ssm::Client::new(config)
+        .list_commands()
+        .send()
+        .await
+        .unwrap()
+        .commands()
+        .iter()
+        .map(|c| {
+            (
+                c.command_id().unwrap().to_owned(),
+                c.requested_date_time().map_or(0.0, |t| t.as_secs_f64()),
+            )
+        })
+        .collect();
+    listed.sort_by(|a, b| a.1.total_cmp(&b.1));
+    listed.into_iter().map(|(id, _)| id).collect()
+}
+
+#[tokio::test]
+async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let dir = scratch_dir("flow");
+
+    // The table, twice: init is idempotent.
+    for _ in 0..2 {
+        let run = lifecycle(&moto, &["init", "--table", TABLE]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+
+    // A group with launch and terminate hooks, its instance, a hosted zone.
+    let instance = support::group(
+        &config,
+        GROUP,
+        1,
+        &[
+            ("workers-on-launch", support::LAUNCHING),
+            ("workers-on-terminate", support::TERMINATING),
+        ],
+    )
+    .await
+    .remove(0);
+    let r53 = aws_sdk_route53::Client::new(&config);
+    let zone = r53
+        .create_hosted_zone()
+        .name("swarm.example.internal")
+        .caller_reference("handle-test")
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .to_owned();
+
+    // Cloud-init registered the node.
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    ddb.put_item()
+        .table_name(TABLE)
+        .item("Ident", AttributeValue::S(instance.clone()))
+        .item(
+            "ItemStatus",
+            AttributeValue::S("finished_cloud_init".into()),
+        )
+        .item("ItemType", AttributeValue::S("worker".into()))
+        .item("InstanceIp", AttributeValue::S("10.0.0.7".into()))
+        .item("JoinToken", AttributeValue::S(SECRET.into()))
+        .send()
+        .await
+        .unwrap();
+    let status_of = || async {
+        ddb.get_item()
+            .table_name(TABLE)
+            .key("Ident", AttributeValue::S(instance.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item()
+            .and_then(|i| i.get("ItemStatus").and_then(|s| s.as_s().ok().cloned()))
+    };
+
+    // Launch: the join command is sent and the node waits in `joining`.
+    let launch_token = "11111111-2222-4333-8444-555555555555";
+    moto.register_lifecycle_action(
+        GROUP,
+        "workers-on-launch",
+        &instance,
+        launch_token,
+        support::LAUNCHING,
+    );
+    let r = handle(
+        &moto,
+        &dir,
+        &lifecycle_event("e-launch", &instance, true, launch_token, &zone),
+    );
+    assert_eq!(r["final_state"], "joining", "{r:#}");
+    assert_eq!(r["stopped_by"], "stop_after_state_change");
+    assert_eq!(status_of().await.as_deref(), Some("joining"));
+    let sent = commands(&config).await;
+    assert_eq!(sent.len(), 1);
+    let join = sent[0].clone();
+    // The command reached SSM with the token; the stored record has it masked.
+    let record = ddb
+        .get_item()
+        .table_name(TABLE)
+        .key("Ident", AttributeValue::S(join.clone()))
+        .send()
+        .await
+        .unwrap();
+    let stored = format!("{:?}", record.item().unwrap());
+    assert!(
+        !stored.contains(SECRET) && stored.contains("***"),
+        "{stored}"
+    );
+
+    // The join succeeded: DNS published, hook completed with CONTINUE, node ready.
+    let r = handle(
+        &moto,
+        &dir,
+        &status_event("e-join", &join, &instance, "Success"),
+    );
+    assert_eq!(r["initial_state"], "joining", "{r:#}");
+    assert_eq!(r["final_state"], "ready", "{r:#}");
+    assert_eq!(r["event"], "EC2 Instance-launch Lifecycle Action");
+    assert_eq!(status_of().await.as_deref(), Some("ready"));
+    let done = moto.completions();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["result"], "CONTINUE");
+    assert_eq!(done[0]["hook"], "workers-on-launch");
+    let names: Vec<String> = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap()
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.r#type().as_str() == "A")
+        .map(|r| r.name().to_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+
+    // The same status event delivered again: the record was taken, nothing repeats.
+    let r = handle(
+        &moto,
+        &dir,
+        &status_event("e-join", &join, &instance, "Success"),
+    );
+    assert_eq!(r["stopped_by"], "not_supported", "{r:#}");
+    assert_eq!(moto.completions().len(), 1);
+
+    // Terminate: leave command, then DNS withdrawn, hook completed, node forgotten.
+    let term_token = "66666666-7777-4888-8999-aaaaaaaaaaaa";
+    moto.register_lifecycle_action(
+        GROUP,
+        "workers-on-terminate",
+        &instance,
+        term_token,
+        support::TERMINATING,
+    );
+    let r = handle(
+        &moto,
+        &dir,
+        &lifecycle_event("e-term", &instance, false, term_token, &zone),
+    );
+    assert_eq!(r["final_state"], "leaving", "{r:#}");
+    let leave = commands(&config)
+        .await
+        .into_iter()
+        .find(|c| *c != join)
+        .unwrap();
+    let r = handle(
+        &moto,
+        &dir,
+        &status_event("e-leave", &leave, &instance, "Success"),
+    );
+    assert_eq!(r["final_state"], "removed", "{r:#}");
+    assert_eq!(r["passed_states"], json!(["removed"]));
+    assert_eq!(
+        status_of().await,
+        None,
+        "the node is forgotten and not recreated"
+    );
+    let done = moto.completions();
+    assert_eq!(done.len(), 2);
+    assert_eq!(done[1]["hook"], "workers-on-terminate");
+    assert_eq!(done[1]["result"], "CONTINUE");
+
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn handle_refuses_to_launch_a_node_that_is_not_new() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let dir = scratch_dir("race");
+    assert_eq!(lifecycle(&moto, &["init", "--table", TABLE]).code, 0);
+    // A launch event for a node already past its launch (a late duplicate): the guard
+    // refuses it and nothing is written.
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    ddb.put_item()
+        .table_name(TABLE)
+        .item("Ident", AttributeValue::S("i-0abc".into()))
+        .item("ItemStatus", AttributeValue::S("ready".into()))
+        .send()
+        .await
+        .unwrap();
+    let run = run_handle(
+        &moto,
+        &dir,
+        &lifecycle_event("e1", "i-0abc", true, "t", "Z1"),
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("only new nodes can be launched"),
+        "{r:#}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn handle_without_a_reachable_aws_fails_with_a_retryable_error() {
+    let moto = Moto::shared();
+    let dir = scratch_dir("down");
+    // A closed loopback port: the table read fails at the transport.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let run = run_handle_with(
+        &moto,
+        &dir,
+        &lifecycle_event("e1", "i-0abc", true, "t", "Z1"),
+        &[("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(r["retryable"], true, "{r:#}");
+    assert_eq!(r["error_kind"], "transient");
+    std::fs::remove_dir_all(&dir).ok();
+}

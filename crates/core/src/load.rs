@@ -1,0 +1,537 @@
+//! Loading (SPEC 4.1) as decisions: which command record to take, which node to read, whether
+//! to wait for cloud-init and until when, when to send a heartbeat, the guards — and, when
+//! loading fails after a record was taken, that the record goes back.
+//!
+//! [`Loader`] is a sans-IO machine in the manner of `quinn-proto`: it never reads a clock or
+//! sleeps. The driver asks [`Loader::poll`] what to do, does it, and answers with
+//! [`Loader::record_taken`], [`Loader::node_read`], [`Loader::heartbeat_sent`] or
+//! [`Loader::woke`], passing the time it read; a [`LoadStep::Sleep`] names the instant the
+//! machine wants to be woken. Every instant it asks for is bounded by the [`Deadline`] and by
+//! the configured timeouts, so no wait outlives the invocation.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use lifecycle::{Deadline, Definition, Event};
+//! use lifecycle::event::Source;
+//! use lifecycle::load::{LoadRules, LoadStep, Loader};
+//!
+//! let def = Definition::from_yaml("- {source: backup, dest: null, triggers: [{name: run}]}").unwrap();
+//! let event = Event::new(Source::Schedule, "backup");
+//! let mut loader = Loader::new(&def, event, LoadRules::default(), Deadline::NONE);
+//! match loader.poll() {
+//!     LoadStep::Ready { state } => assert_eq!(def.state_name(state), "backup"),
+//!     other => panic!("{other:?}"),
+//! }
+//! ```
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::config::{Definition, StateId};
+use crate::event::{Event, Source, TERMINAL_COMMAND_STATUSES};
+use crate::node::{CommandRecord, Node};
+use crate::time::{Deadline, MIN_POLL};
+
+/// The tunables of loading.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LoadRules {
+    /// How long a launching or command event waits at most for a new node to reach the
+    /// initial state (cloud-init still running). Zero: do not wait — a node still waiting
+    /// for cloud-init is then a timeout error at once.
+    pub wait_timeout: Duration,
+    /// How often the node is read again while waiting.
+    pub poll_interval: Duration,
+    /// While a lifecycle event waits, a heartbeat is sent this often (zero: never).
+    pub heartbeat_interval: Duration,
+    /// How long a status event of a command this library sent waits for the command's record
+    /// when it arrives before the sender has stored it.
+    pub record_wait: Duration,
+    /// How often the record is looked for meanwhile.
+    pub record_poll: Duration,
+    /// Metadata merged under the event's `NotificationMetadata` (the event's keys win).
+    pub default_metadata: Map<String, Value>,
+}
+
+impl Default for LoadRules {
+    fn default() -> Self {
+        LoadRules {
+            wait_timeout: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(60),
+            record_wait: Duration::from_secs(10),
+            record_poll: Duration::from_millis(500),
+            default_metadata: Map::new(),
+        }
+    }
+}
+
+/// A guard of SPEC 4.1.5 refused the event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardRefusal {
+    /// A launching lifecycle event for a node that is not new (and not leaving a warm pool).
+    #[error("only new nodes can be launched: node {node} is in state {state:?}")]
+    NotNew {
+        /// The node.
+        node: String,
+        /// Its state.
+        state: String,
+    },
+    /// A terminating lifecycle event for a node that is still new.
+    #[error("new nodes cannot terminate: node {node} is in state {state:?}")]
+    StillNew {
+        /// The node.
+        node: String,
+        /// Its state.
+        state: String,
+    },
+}
+
+/// Why loading failed. Nothing has changed when it does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A new node did not reach the initial state in time.
+    #[error(
+        "node {node} is still {status:?} after waiting {waited_secs}s for state {initial:?} (cloud-init not finished)"
+    )]
+    WaitTimeout {
+        /// The node.
+        node: String,
+        /// Its status when the wait ended.
+        status: String,
+        /// The state waited for.
+        initial: String,
+        /// How long it waited.
+        waited_secs: u64,
+    },
+    /// A guard refused the event.
+    #[error(transparent)]
+    Guard(#[from] GuardRefusal),
+    /// No transition leaves the current state.
+    #[error("no trigger for state {state:?}")]
+    NoTrigger {
+        /// The state.
+        state: String,
+    },
+}
+
+/// What the driver does next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadStep {
+    /// Take (read and delete, atomically) the command record; answer
+    /// [`Loader::record_taken`].
+    TakeRecord {
+        /// The SSM command id.
+        command_id: String,
+    },
+    /// Read the node (a consistent read); answer [`Loader::node_read`].
+    ReadNode {
+        /// The instance id.
+        id: String,
+    },
+    /// Send a lifecycle heartbeat for the event's lifecycle action (a failure is only
+    /// logged); answer [`Loader::heartbeat_sent`].
+    Heartbeat,
+    /// Sleep until this instant; answer [`Loader::woke`].
+    Sleep {
+        /// When to wake.
+        until: SystemTime,
+    },
+    /// Loading is done: process the event from `state` ([`Loader::into_parts`]).
+    Ready {
+        /// The current state.
+        state: StateId,
+    },
+    /// The event is acknowledged and not processed (SPEC 2.1, 2.5).
+    NotSupported {
+        /// What was seen.
+        reason: String,
+    },
+    /// Loading failed. When a command record was taken, the driver puts it back first, so the
+    /// redelivered status event can resume (nothing has changed yet).
+    Failed {
+        /// Why.
+        error: LoadError,
+        /// The record to put back, if one was taken.
+        put_back: Option<Box<CommandRecord>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing asked yet.
+    Start,
+    /// A take of the command record was asked for.
+    Taking,
+    /// No record yet for a status event of ours: sleep, then take again.
+    RecordWait,
+    /// The record question is settled; the node is next.
+    Node,
+    /// A read of the node was asked for.
+    Reading,
+    /// The node is still in cloud-init: heartbeat if owed, then sleep, then read again.
+    CloudInit,
+    /// A sleep was asked for.
+    Sleeping(SystemTime),
+    /// The node is loaded: the current state and the guards decide.
+    Decide,
+}
+
+/// A wait for cloud-init under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wait {
+    started: SystemTime,
+    until: SystemTime,
+    last_beat: SystemTime,
+}
+
+/// The loading machine for one event. See the module docs for the protocol.
+#[derive(Debug)]
+pub struct Loader<'d> {
+    def: &'d Definition,
+    rules: LoadRules,
+    deadline: Deadline,
+    event: Event,
+    record: Option<CommandRecord>,
+    node: Option<Node>,
+    phase: Phase,
+    /// The time the driver last reported.
+    now: Option<SystemTime>,
+    /// How long a status event of ours waits for its record.
+    record_until: Option<SystemTime>,
+    wait: Option<Wait>,
+    beat_owed: bool,
+    end: Option<LoadStep>,
+}
+
+/// What loading produced, for the engine and the tasks.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The event, renamed and given lifecycle data by its command record, default metadata
+    /// merged in.
+    pub event: Event,
+    /// The node, when the event names one (a node not in the table reads as status `new`).
+    pub node: Option<Node>,
+    /// The command record taken, if any.
+    pub record: Option<CommandRecord>,
+}
+
+impl<'d> Loader<'d> {
+    /// A loader for `event`.
+    pub fn new(def: &'d Definition, event: Event, rules: LoadRules, deadline: Deadline) -> Self {
+        Loader {
+            def,
+            rules,
+            deadline,
+            event,
+            record: None,
+            node: None,
+            phase: Phase::Start,
+            now: None,
+            record_until: None,
+            wait: None,
+            beat_owed: false,
+            end: None,
+        }
+    }
+
+    /// The event as loading has shaped it so far.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// The node as last read.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
+    }
+
+    /// The state processing would start from now: the node's status, or the event's name.
+    pub fn current_state(&self) -> &str {
+        self.node
+            .as_ref()
+            .map_or(self.event.name.as_str(), |n| n.status.as_str())
+    }
+
+    /// The event, node and record, once [`LoadStep::Ready`].
+    pub fn into_parts(self) -> Loaded {
+        Loaded {
+            event: self.event,
+            node: self.node,
+            record: self.record,
+        }
+    }
+
+    /// What the driver does next. Asking again before answering repeats the question.
+    pub fn poll(&mut self) -> LoadStep {
+        if let Some(end) = &self.end {
+            return end.clone();
+        }
+        match self.phase {
+            Phase::Start => match &self.event.command {
+                Some(cmd) => {
+                    // 4.1.1: a status that is not final must not consume the record (the
+                    // parser already refuses it; this guards events built by other means).
+                    if !TERMINAL_COMMAND_STATUSES.contains(&cmd.status.as_str()) {
+                        let reason = format!(
+                            "SSM status {} (command {}) is not final",
+                            cmd.status, cmd.command_id
+                        );
+                        return self.finish(LoadStep::NotSupported { reason });
+                    }
+                    self.phase = Phase::Taking;
+                    self.poll()
+                }
+                None => {
+                    self.phase = Phase::Node;
+                    self.poll()
+                }
+            },
+            Phase::Taking => LoadStep::TakeRecord {
+                command_id: self.command_id(),
+            },
+            Phase::RecordWait => {
+                let until = self.record_until.unwrap_or(self.now());
+                let wake = self.now() + self.rules.record_poll.max(MIN_POLL);
+                self.sleep(wake.min(until))
+            }
+            Phase::Node => {
+                self.merge_default_metadata();
+                // 4.1.2: the node of the lifecycle data (also from a command record), else of
+                // a command event's resources, else none.
+                let id = match (&self.event.lifecycle, &self.event.command) {
+                    (Some(lc), _) => Some(lc.instance_id.clone()),
+                    (None, Some(_)) => self.event.resource_instance().map(str::to_owned),
+                    (None, None) => None,
+                };
+                match id {
+                    Some(id) => {
+                        self.phase = Phase::Reading;
+                        LoadStep::ReadNode { id }
+                    }
+                    None => self.decide(),
+                }
+            }
+            Phase::Reading => LoadStep::ReadNode { id: self.node_id() },
+            Phase::CloudInit => {
+                let now = self.now();
+                let Some(wait) = self.wait else {
+                    return self.decide();
+                };
+                if self.beat_owed {
+                    self.beat_owed = false;
+                    self.wait = Some(Wait {
+                        last_beat: now,
+                        ..wait
+                    });
+                    return LoadStep::Heartbeat;
+                }
+                if now >= wait.until {
+                    let error = LoadError::WaitTimeout {
+                        node: self.node_id(),
+                        status: self.current_state().to_owned(),
+                        initial: self.def.initial_state().to_owned(),
+                        waited_secs: now
+                            .duration_since(wait.started)
+                            .unwrap_or_default()
+                            .as_secs(),
+                    };
+                    return self.fail(error);
+                }
+                let wake = now + self.rules.poll_interval.max(MIN_POLL);
+                let until = wait.until;
+                self.sleep(wake.min(until))
+            }
+            Phase::Sleeping(until) => LoadStep::Sleep { until },
+            Phase::Decide => self.decide(),
+        }
+    }
+
+    /// The answer to [`LoadStep::TakeRecord`]: the record, or `None` when there is none.
+    pub fn record_taken(&mut self, record: Option<CommandRecord>, now: SystemTime) {
+        self.now = Some(now);
+        if let Some(record) = record {
+            // A record written without `EventName` keeps the event's own name.
+            if !record.event_name.is_empty() {
+                self.event.name = record.event_name.clone();
+            }
+            self.event.lifecycle = record.lifecycle.clone();
+            self.record = Some(record);
+            self.phase = Phase::Node;
+            return;
+        }
+        // A command this library sent may report before the sender has stored its record —
+        // SSM is fast — so its record is waited for, bounded; anyone else's is not ours.
+        let until = match self.record_until {
+            Some(until) => until,
+            None if self.event.is_our_command() => {
+                tracing::info!(command = %self.command_id(), "our command, but no record yet: waiting for it");
+                *self
+                    .record_until
+                    .insert(self.deadline.min_with(now, self.rules.record_wait))
+            }
+            None => {
+                let reason = format!(
+                    "command {} is not ours (no command record)",
+                    self.command_id()
+                );
+                self.finish(LoadStep::NotSupported { reason });
+                return;
+            }
+        };
+        if now >= until {
+            let reason = format!(
+                "command {} has no record: already handled, or expired",
+                self.command_id()
+            );
+            self.finish(LoadStep::NotSupported { reason });
+        } else {
+            self.phase = Phase::RecordWait;
+        }
+    }
+
+    /// The answer to [`LoadStep::ReadNode`]: the node, or `None` when it is not in the table.
+    pub fn node_read(&mut self, node: Option<Node>, now: SystemTime) {
+        self.now = Some(now);
+        let node = node.unwrap_or_else(|| Node::absent(self.node_id()));
+        let must_wait = self.must_wait(&node);
+        self.node = Some(node);
+        if !must_wait {
+            if self.wait.is_some() {
+                tracing::info!(node = %self.node_id(), status = %self.current_state(), "cloud-init finished");
+            }
+            self.phase = Phase::Decide;
+            return;
+        }
+        match &self.wait {
+            None => {
+                tracing::info!(node = %self.node_id(), status = %self.current_state(), initial = %self.def.initial_state(), "waiting for cloud-init");
+                self.wait = Some(Wait {
+                    started: now,
+                    until: self.deadline.min_with(now, self.rules.wait_timeout),
+                    last_beat: now,
+                });
+            }
+            Some(w) => {
+                let interval = self.rules.heartbeat_interval;
+                self.beat_owed = !interval.is_zero()
+                    && self.event.lifecycle.is_some()
+                    && now.duration_since(w.last_beat).unwrap_or_default() >= interval;
+            }
+        }
+        self.phase = Phase::CloudInit;
+    }
+
+    /// The answer to [`LoadStep::Heartbeat`].
+    pub fn heartbeat_sent(&mut self, now: SystemTime) {
+        self.now = Some(now);
+    }
+
+    /// The answer to [`LoadStep::Sleep`]: the time on waking.
+    pub fn woke(&mut self, now: SystemTime) {
+        self.now = Some(now);
+        if let Phase::Sleeping(_) = self.phase {
+            self.phase = if self.wait.is_some() {
+                Phase::Reading
+            } else {
+                Phase::Taking
+            };
+        }
+    }
+
+    fn now(&self) -> SystemTime {
+        self.now.unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    fn sleep(&mut self, until: SystemTime) -> LoadStep {
+        self.phase = Phase::Sleeping(until);
+        LoadStep::Sleep { until }
+    }
+
+    fn command_id(&self) -> String {
+        self.event
+            .command
+            .as_ref()
+            .map(|c| c.command_id.clone())
+            .unwrap_or_default()
+    }
+
+    fn node_id(&self) -> String {
+        match (&self.node, &self.event.lifecycle) {
+            (Some(n), _) => n.id.clone(),
+            (None, Some(lc)) => lc.instance_id.clone(),
+            (None, None) => self
+                .event
+                .resource_instance()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
+    fn merge_default_metadata(&mut self) {
+        if let Some(lc) = &mut self.event.lifecycle {
+            for (k, v) in &self.rules.default_metadata {
+                lc.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+
+    /// 4.1.4: a launching lifecycle event from Auto Scaling, or a command event, that finds
+    /// its node new but not yet in the initial state waits for it. A terminating event —
+    /// also a command event resuming a termination — never waits.
+    fn must_wait(&self, node: &Node) -> bool {
+        let e = &self.event;
+        let applies = !e.is_terminating()
+            && ((e.is_launching() && e.source == Source::AutoScaling) || e.is_command());
+        applies && node.is_new() && node.status != self.def.initial_state()
+    }
+
+    /// 4.1.3 and 4.1.5: the current state and the guards.
+    fn decide(&mut self) -> LoadStep {
+        let state_name = self.current_state().to_owned();
+        if let Err(refusal) = self.guard(&state_name) {
+            return self.fail(LoadError::Guard(refusal));
+        }
+        match self.def.state_id(&state_name) {
+            Some(state) if !self.def.candidates(state).is_empty() => {
+                self.finish(LoadStep::Ready { state })
+            }
+            _ => self.fail(LoadError::NoTrigger { state: state_name }),
+        }
+    }
+
+    fn guard(&self, state: &str) -> Result<(), GuardRefusal> {
+        let (Some(lc), Some(node)) = (&self.event.lifecycle, &self.node) else {
+            return Ok(());
+        };
+        if self.event.source != Source::AutoScaling {
+            return Ok(());
+        }
+        if self.event.is_launching() && !node.is_new() && !lc.is_from_warm_pool() {
+            return Err(GuardRefusal::NotNew {
+                node: node.id.clone(),
+                state: state.to_owned(),
+            });
+        }
+        if self.event.is_terminating() && node.is_new() {
+            return Err(GuardRefusal::StillNew {
+                node: node.id.clone(),
+                state: state.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, error: LoadError) -> LoadStep {
+        let put_back = self.record.clone().map(Box::new);
+        self.finish(LoadStep::Failed { error, put_back })
+    }
+
+    fn finish(&mut self, step: LoadStep) -> LoadStep {
+        self.end = Some(step.clone());
+        step
+    }
+}

@@ -1,0 +1,213 @@
+//! What the state table holds: nodes and command records (SPEC 2.4, 2.5), as plain data with
+//! their item forms. Reading an item is strict about types and names the attribute that is
+//! wrong ([`Fault::Corrupt`]); the stores that keep items live outside the core.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::event::LifecycleData;
+use crate::fault::Fault;
+
+/// The status a node has when it is not in the table.
+pub const STATUS_NEW: &str = "new";
+
+/// Statuses in which a node counts as new (cloud-init has not finished).
+pub const NEW_STATUSES: &[&str] = &["new", "pending", "finished_cloud_init"];
+
+/// Item attribute holding the key.
+pub const ATTR_IDENT: &str = "Ident";
+/// Item attribute holding a node's state.
+pub const ATTR_STATUS: &str = "ItemStatus";
+/// Item attribute holding the item's type (`worker`, `manager`, `command`, ...).
+pub const ATTR_TYPE: &str = "ItemType";
+/// `ItemType` of a command record.
+pub const TYPE_COMMAND: &str = "command";
+
+/// The key of a table item.
+///
+/// # Errors
+/// [`Fault::Corrupt`] when `Ident` is missing or not a non-empty string.
+pub fn ident_of(item: &Map<String, Value>) -> Result<String, Fault> {
+    match item.get(ATTR_IDENT) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(Fault::Corrupt {
+            id: "?".into(),
+            reason: format!("`{ATTR_IDENT}` is missing or not a non-empty string"),
+        }),
+    }
+}
+
+/// A node: one instance's item in the state table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    /// `Ident`: the instance id.
+    pub id: String,
+    /// `ItemStatus`: the node's state.
+    pub status: String,
+    /// Every other attribute (`ItemType`, `InstanceIp`, tokens, ...), with its JSON type kept.
+    pub properties: Map<String, Value>,
+}
+
+impl Node {
+    /// A node that is not in the table: status `new`, no properties.
+    pub fn absent(id: impl Into<String>) -> Self {
+        Node {
+            id: id.into(),
+            status: STATUS_NEW.to_owned(),
+            properties: Map::new(),
+        }
+    }
+
+    /// True while cloud-init has not finished (status `new`, `pending`, `finished_cloud_init`).
+    pub fn is_new(&self) -> bool {
+        NEW_STATUSES.contains(&self.status.as_str())
+    }
+
+    /// `ItemType`, when it is a string.
+    pub fn item_type(&self) -> Option<&str> {
+        self.properties.get(ATTR_TYPE).and_then(Value::as_str)
+    }
+
+    /// A property as a string: strings as they are, numbers and booleans formatted.
+    pub fn property_str(&self, name: &str) -> Option<String> {
+        match name {
+            ATTR_IDENT => Some(self.id.clone()),
+            ATTR_STATUS => Some(self.status.clone()),
+            _ => match self.properties.get(name)? {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Reads a node from a table item.
+    ///
+    /// # Errors
+    /// [`Fault::Corrupt`] when `Ident` is missing or not a string, or `ItemStatus` is
+    /// present but not a string. A missing `ItemStatus` reads as `new`.
+    pub fn from_item(mut item: Map<String, Value>) -> Result<Self, Fault> {
+        let id = ident_of(&item)?;
+        item.remove(ATTR_IDENT);
+        let status = match item.remove(ATTR_STATUS) {
+            None | Some(Value::Null) => STATUS_NEW.to_owned(),
+            Some(Value::String(s)) => s,
+            Some(_) => {
+                return Err(Fault::Corrupt {
+                    id,
+                    reason: format!("`{ATTR_STATUS}` is not a string"),
+                });
+            }
+        };
+        Ok(Node {
+            id,
+            status,
+            properties: item,
+        })
+    }
+
+    /// The node as a table item (`Ident` and `ItemStatus` included).
+    pub fn to_item(&self) -> Map<String, Value> {
+        let mut item = self.properties.clone();
+        item.insert(ATTR_IDENT.into(), Value::String(self.id.clone()));
+        item.insert(ATTR_STATUS.into(), Value::String(self.status.clone()));
+        item
+    }
+}
+
+/// A command record: an SSM command sent on behalf of an event, waiting for its status event
+/// (SPEC 2.5).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandRecord {
+    /// `Ident`: the SSM command id.
+    pub id: String,
+    /// `RunningOn`: the instance ids the command was sent to.
+    pub running_on: Vec<String>,
+    /// `Comment`: the comment sent with the command.
+    pub comment: String,
+    /// `Commands`: the shell commands, with secret values already masked.
+    pub commands: Vec<String>,
+    /// `EventName`: the name of the event that sent the command (empty when the record has
+    /// none: the command event then keeps its own name).
+    pub event_name: String,
+    /// `LifecycleData`: the lifecycle data of that event, if it had any.
+    pub lifecycle: Option<LifecycleData>,
+}
+
+impl CommandRecord {
+    /// Reads a command record from a table item, tolerantly: `Commands` may be a string or a
+    /// list, `RunningOn` a string or a list, `LifecycleData.NotificationMetadata` an object or
+    /// a JSON string.
+    ///
+    /// # Errors
+    /// [`Fault::Corrupt`] naming the attribute that is missing or of the wrong type.
+    pub fn from_item(item: &Map<String, Value>) -> Result<Self, Fault> {
+        let id = ident_of(item)?;
+        let corrupt = |reason: String| Fault::Corrupt {
+            id: id.clone(),
+            reason,
+        };
+        let strings = |name: &str| -> Result<Vec<String>, Fault> {
+            match item.get(name) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::String(s)) => Ok(vec![s.clone()]),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| corrupt(format!("`{name}` holds a non-string")))
+                    })
+                    .collect(),
+                Some(_) => Err(corrupt(format!("`{name}` is not a string or a list"))),
+            }
+        };
+        let string = |name: &str| -> Result<String, Fault> {
+            match item.get(name) {
+                None | Some(Value::Null) => Ok(String::new()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(corrupt(format!("`{name}` is not a string"))),
+            }
+        };
+        // Records written by older tools may lack `EventName`; the command event then keeps
+        // its own name.
+        let event_name = string("EventName")?;
+        let lifecycle = match item.get("LifecycleData") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                serde_json::from_value::<LifecycleData>(v.clone())
+                    .map_err(|e| corrupt(format!("`LifecycleData` is invalid: {e}")))?,
+            ),
+        };
+        Ok(CommandRecord {
+            running_on: strings("RunningOn")?,
+            comment: string("Comment")?,
+            commands: strings("Commands")?,
+            event_name,
+            lifecycle,
+            id,
+        })
+    }
+
+    /// The record as a table item (`ItemType` = `command`).
+    pub fn to_item(&self) -> Map<String, Value> {
+        let mut item = Map::new();
+        item.insert(ATTR_IDENT.into(), Value::String(self.id.clone()));
+        item.insert(ATTR_TYPE.into(), Value::String(TYPE_COMMAND.into()));
+        let running_on = match self.running_on.as_slice() {
+            [one] => Value::String(one.clone()),
+            many => Value::from(many.to_vec()),
+        };
+        item.insert("RunningOn".into(), running_on);
+        item.insert("Comment".into(), Value::String(self.comment.clone()));
+        item.insert("Commands".into(), Value::from(self.commands.clone()));
+        item.insert("EventName".into(), Value::String(self.event_name.clone()));
+        if let Some(l) = &self.lifecycle
+            && let Ok(v) = serde_json::to_value(l)
+        {
+            item.insert("LifecycleData".into(), v);
+        }
+        item
+    }
+}

@@ -1,0 +1,278 @@
+//! [`Recorder`]: the embedded implementation of every AWS capability, which performs nothing
+//! and records the call it would have made (`lifecycle simulate`, tests).
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use lifecycle::event::{LifecycleData, LifecycleResult};
+use lifecycle::{Fault, Sensitive};
+use lifecycle_runtime::Call;
+use lifecycle_runtime::capability::{
+    ActionState, CommandRunner, Dns, LifecycleActions, RecordChange, Reporter, Secrets,
+    ShellCommand, SnapshotRequest, Snapshots, VolumeRef,
+};
+use serde_json::{Value, json};
+
+/// The embedded implementation of every capability: records each call instead of making it.
+/// Cheap to clone; clones share the record.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl Recorder {
+    /// The calls recorded so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, service: &'static str, operation: &'static str, input: Value) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push(Call {
+                service,
+                operation,
+                input,
+            });
+        }
+    }
+}
+
+/// A deterministic, UUID-shaped id derived from `key` (FNV-1a, 128 bits): the same key gives
+/// the same id in every run, so a simulated command can be answered by a status event
+/// written in advance.
+pub fn derived_id(key: &str) -> String {
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for b in key.bytes() {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    let hex = format!("{h:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[async_trait]
+impl LifecycleActions for Recorder {
+    async fn complete(
+        &self,
+        data: &LifecycleData,
+        result: LifecycleResult,
+    ) -> Result<ActionState, Fault> {
+        let mut input = json!({
+            "AutoScalingGroupName": data.auto_scaling_group,
+            "LifecycleHookName": data.hook_name,
+            "LifecycleActionResult": result.as_str(),
+        });
+        match &data.token {
+            Some(t) => input["LifecycleActionToken"] = json!(t),
+            None => input["InstanceId"] = json!(data.instance_id),
+        }
+        self.record("autoscaling", "CompleteLifecycleAction", input);
+        Ok(ActionState::Done)
+    }
+
+    async fn heartbeat(&self, data: &LifecycleData) -> Result<ActionState, Fault> {
+        let mut input = json!({
+            "AutoScalingGroupName": data.auto_scaling_group,
+            "LifecycleHookName": data.hook_name,
+        });
+        match &data.token {
+            Some(t) => input["LifecycleActionToken"] = json!(t),
+            None => input["InstanceId"] = json!(data.instance_id),
+        }
+        self.record("autoscaling", "RecordLifecycleActionHeartbeat", input);
+        Ok(ActionState::Done)
+    }
+
+    async fn wait_for_activity(
+        &self,
+        data: &LifecycleData,
+        _until: SystemTime,
+    ) -> Result<(), Fault> {
+        self.record(
+            "autoscaling",
+            "DescribeScalingActivities",
+            json!({"AutoScalingGroupName": data.auto_scaling_group}),
+        );
+        Ok(())
+    }
+
+    async fn group_of(&self, instance_id: &str) -> Result<Option<String>, Fault> {
+        self.record(
+            "autoscaling",
+            "DescribeAutoScalingInstances",
+            json!({"InstanceIds": [instance_id]}),
+        );
+        Ok(None)
+    }
+
+    async fn set_protection(
+        &self,
+        group: &str,
+        instance_ids: &[String],
+        protected: bool,
+    ) -> Result<(), Fault> {
+        self.record(
+            "autoscaling",
+            "SetInstanceProtection",
+            json!({
+                "AutoScalingGroupName": group,
+                "InstanceIds": instance_ids,
+                "ProtectedFromScaleIn": protected,
+            }),
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CommandRunner for Recorder {
+    async fn wait_online(&self, instance_ids: &[String], _until: SystemTime) -> Result<(), Fault> {
+        self.record(
+            "ssm",
+            "DescribeInstanceInformation",
+            json!({"Filters": [{"Key": "InstanceIds", "Values": instance_ids}]}),
+        );
+        Ok(())
+    }
+
+    async fn send(&self, command: &ShellCommand) -> Result<String, Fault> {
+        let id = derived_id(&command.idempotency_key);
+        let shown: Vec<&str> = command.commands.iter().map(Sensitive::shown).collect();
+        self.record(
+            "ssm",
+            "SendCommand",
+            json!({
+                "DocumentName": "AWS-RunShellScript",
+                "InstanceIds": command.instance_ids,
+                "Comment": command.comment,
+                "Parameters": {"commands": shown},
+                "CommandId": id,
+            }),
+        );
+        Ok(id)
+    }
+}
+
+#[async_trait]
+impl Dns for Recorder {
+    async fn change(&self, zone_id: &str, changes: &[RecordChange]) -> Result<(), Fault> {
+        let changes: Vec<Value> = changes
+            .iter()
+            .map(|c| {
+                json!({
+                    "Action": c.action,
+                    "ResourceRecordSet": {
+                        "Name": c.name,
+                        "Type": c.record_type,
+                        "TTL": c.ttl,
+                        "ResourceRecords": c.values.iter().map(|v| json!({"Value": v})).collect::<Vec<_>>(),
+                    }
+                })
+            })
+            .collect();
+        self.record(
+            "route53",
+            "ChangeResourceRecordSets",
+            json!({"HostedZoneId": zone_id, "ChangeBatch": {"Changes": changes}}),
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Snapshots for Recorder {
+    async fn create(&self, request: &SnapshotRequest) -> Result<String, Fault> {
+        let volume = match &request.volume {
+            VolumeRef::Id(id) => id.clone(),
+            VolumeRef::Device(device) => {
+                self.record(
+                    "ec2",
+                    "DescribeInstances",
+                    json!({"InstanceIds": [request.instance_id]}),
+                );
+                format!("(volume at {device})")
+            }
+        };
+        let tags: Vec<Value> = request
+            .tags
+            .iter()
+            .map(|(k, v)| json!({"Key": k, "Value": v}))
+            .collect();
+        let id = format!(
+            "snap-{}",
+            &derived_id(&format!("{}/{volume}", request.instance_id)).replace('-', "")[..17]
+        );
+        self.record(
+            "ec2",
+            "CreateSnapshot",
+            json!({
+                "VolumeId": volume,
+                "Description": request.description,
+                "TagSpecifications": [{"ResourceType": "snapshot", "Tags": tags}],
+                "SnapshotId": id,
+            }),
+        );
+        Ok(id)
+    }
+
+    async fn wait_completed(&self, snapshot_id: &str, _until: SystemTime) -> Result<(), Fault> {
+        self.record(
+            "ec2",
+            "DescribeSnapshots",
+            json!({"SnapshotIds": [snapshot_id]}),
+        );
+        Ok(())
+    }
+}
+
+/// The recorder's stand-in for a parameter's value: it names the parameter, so a simulation
+/// shows which value would have been used without any secret existing.
+pub fn simulated_parameter(name: &str) -> String {
+    format!("simulated-value-of:{name}")
+}
+
+#[async_trait]
+impl Secrets for Recorder {
+    async fn read(&self, name: &str, decrypt: bool) -> Result<String, Fault> {
+        self.record(
+            "ssm",
+            "GetParameter",
+            json!({"Name": name, "WithDecryption": decrypt}),
+        );
+        Ok(simulated_parameter(name))
+    }
+}
+
+#[async_trait]
+impl Reporter for Recorder {
+    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> Result<(), Fault> {
+        self.record(
+            "sns",
+            "Publish",
+            json!({"TopicArn": topic_arn, "Subject": subject, "Message": message}),
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_and_uuid_shaped() {
+        let a = derived_id("evt-1/join/i-1");
+        assert_eq!(a, derived_id("evt-1/join/i-1"));
+        assert_ne!(a, derived_id("evt-2/join/i-1"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+}

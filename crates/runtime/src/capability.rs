@@ -1,0 +1,313 @@
+//! What the runtime can do in the world, one small trait per capability, each held as
+//! `Arc<dyn …>` in [`Services`]: the state table ([`NodeStore`], [`CommandStore`]), Auto
+//! Scaling ([`LifecycleActions`]), SSM ([`CommandRunner`], [`Secrets`]), Route 53 ([`Dns`]),
+//! SNS ([`Reporter`]), EC2 ([`Snapshots`]) and time ([`Clock`]).
+//!
+//! Every method fails with a [`Fault`], whose kind is the one retry policy. The embedded crate
+//! implements every trait locally (a store over memory or a file, a recorder of AWS calls);
+//! the AWS crate with the AWS SDK for Rust.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use lifecycle::config::declared::RecordAction;
+use lifecycle::event::{LifecycleData, LifecycleResult};
+use lifecycle::{CommandRecord, Fault, Node, Redactor, Sensitive};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::clock::Clock;
+
+/// Nodes in the state table. The status write is a compare-and-set: [`NodeStore::set_status`]
+/// succeeds only when the stored status is still the one that was read, and otherwise fails
+/// with [`Fault::Conflict`] naming the status found, so two invocations racing on one node
+/// cannot both advance it.
+#[async_trait]
+pub trait NodeStore: Send + Sync {
+    /// Reads one node (a consistent read); `None` when it is not in the table.
+    ///
+    /// # Errors
+    /// [`Fault::Corrupt`] for an item that is not a node; a [`Fault::Service`].
+    async fn get(&self, id: &str) -> Result<Option<Node>, Fault>;
+
+    /// Writes a whole node, replacing what was there.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn put(&self, node: &Node) -> Result<(), Fault>;
+
+    /// Sets `ItemStatus` to `new` if it is still `expected` (a missing item counts as `new`,
+    /// and is created).
+    ///
+    /// # Errors
+    /// [`Fault::Conflict`] with the status found when it is not `expected`.
+    async fn set_status(&self, id: &str, expected: &str, new: &str) -> Result<(), Fault>;
+
+    /// Merges properties into an existing node (never `Ident`/`ItemStatus`).
+    ///
+    /// # Errors
+    /// [`Fault::MissingNode`] when the node does not exist; a [`Fault::Service`].
+    async fn set_properties(&self, id: &str, properties: &Map<String, Value>) -> Result<(), Fault>;
+
+    /// Deletes a node; deleting a missing node is not an error.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn delete(&self, id: &str) -> Result<(), Fault>;
+
+    /// Every node whose `ItemType` is `item_type`, in key order.
+    ///
+    /// # Errors
+    /// [`Fault::Corrupt`] for an item that is not a node; a [`Fault::Service`].
+    async fn by_type(&self, item_type: &str) -> Result<Vec<Node>, Fault>;
+}
+
+/// Command records in the state table.
+#[async_trait]
+pub trait CommandStore: Send + Sync {
+    /// Stores a record (replacing one with the same id).
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn put_command(&self, record: &CommandRecord) -> Result<(), Fault>;
+
+    /// Atomically reads and deletes a record; `None` when there is none (someone else's
+    /// command, or already taken).
+    ///
+    /// # Errors
+    /// [`Fault::Corrupt`] when the item is not a command record (it is then left in place);
+    /// a [`Fault::Service`].
+    async fn take_command(&self, id: &str) -> Result<Option<CommandRecord>, Fault>;
+}
+
+/// What became of a completion or heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ActionState {
+    /// AWS accepted it.
+    Done,
+    /// AWS says there is no active lifecycle action (already completed, or expired): nothing
+    /// to do, and not a failure.
+    NoActiveAction,
+}
+
+/// Auto Scaling lifecycle actions and instance protection.
+#[async_trait]
+pub trait LifecycleActions: Send + Sync {
+    /// `CompleteLifecycleAction`, by token when there is one, else by instance id.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn complete(
+        &self,
+        data: &LifecycleData,
+        result: LifecycleResult,
+    ) -> Result<ActionState, Fault>;
+
+    /// `RecordLifecycleActionHeartbeat`: keeps a waiting lifecycle action alive.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn heartbeat(&self, data: &LifecycleData) -> Result<ActionState, Fault>;
+
+    /// Waits until the scaling activity of the instance reaches 100 %, at the latest `until`.
+    ///
+    /// # Errors
+    /// A transient [`Fault`] when `until` passes first.
+    async fn wait_for_activity(&self, data: &LifecycleData, until: SystemTime)
+    -> Result<(), Fault>;
+
+    /// `DescribeAutoScalingInstances`: the group an instance belongs to, if any.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn group_of(&self, instance_id: &str) -> Result<Option<String>, Fault>;
+
+    /// `SetInstanceProtection` for scale-in.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn set_protection(
+        &self,
+        group: &str,
+        instance_ids: &[String],
+        protected: bool,
+    ) -> Result<(), Fault>;
+}
+
+/// A shell command to run on instances through SSM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShellCommand {
+    /// Target instances.
+    pub instance_ids: Vec<String>,
+    /// The shell lines; secret values are masked in their shown form.
+    pub commands: Vec<Sensitive>,
+    /// The comment (at most 100 characters, as SSM allows).
+    pub comment: String,
+    /// A key that is the same when the same task sends the same command for the same event:
+    /// lets an implementation recognise a redelivered event.
+    pub idempotency_key: String,
+}
+
+/// Sending shell commands to instances (SSM Run Command).
+#[async_trait]
+pub trait CommandRunner: Send + Sync {
+    /// Waits until the SSM agent of every instance is online, at the latest `until`.
+    ///
+    /// # Errors
+    /// A transient [`Fault`] when `until` passes first.
+    async fn wait_online(&self, instance_ids: &[String], until: SystemTime) -> Result<(), Fault>;
+
+    /// Sends the command; returns the command id.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn send(&self, command: &ShellCommand) -> Result<String, Fault>;
+}
+
+/// One DNS record change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordChange {
+    /// UPSERT or DELETE.
+    pub action: RecordAction,
+    /// Fully qualified name.
+    pub name: String,
+    /// Record type (`A`, `AAAA`, `CNAME`, `TXT`, ...).
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// TTL in seconds.
+    pub ttl: i64,
+    /// Values.
+    pub values: Vec<String>,
+}
+
+/// DNS changes (Route 53): one change batch per call.
+#[async_trait]
+pub trait Dns: Send + Sync {
+    /// Applies `changes` to the hosted zone as one batch.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn change(&self, zone_id: &str, changes: &[RecordChange]) -> Result<(), Fault>;
+}
+
+/// Reports (SNS).
+#[async_trait]
+pub trait Reporter: Send + Sync {
+    /// Publishes a message to a topic.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> Result<(), Fault>;
+}
+
+/// Which volume of an instance to snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum VolumeRef {
+    /// A volume id (`vol-...`).
+    Id(String),
+    /// The device name the volume is attached as (`/dev/xvdf`), looked up on the instance.
+    Device(String),
+}
+
+/// An EBS snapshot to take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    /// The instance the volume belongs to.
+    pub instance_id: String,
+    /// The volume.
+    pub volume: VolumeRef,
+    /// The snapshot's description.
+    pub description: String,
+    /// Tags for the snapshot, in order.
+    pub tags: Vec<(String, String)>,
+}
+
+/// EBS snapshots (EC2).
+#[async_trait]
+pub trait Snapshots: Send + Sync {
+    /// Starts a snapshot of the volume, tagged; returns the snapshot id.
+    ///
+    /// # Errors
+    /// A [`Fault`]; a device the instance does not have is not transient.
+    async fn create(&self, request: &SnapshotRequest) -> Result<String, Fault>;
+
+    /// Waits until the snapshot is completed, at the latest `until`.
+    ///
+    /// # Errors
+    /// A transient [`Fault`] when `until` passes first; a permanent one when the snapshot
+    /// failed.
+    async fn wait_completed(&self, snapshot_id: &str, until: SystemTime) -> Result<(), Fault>;
+}
+
+/// Reading secret values (SSM Parameter Store), e.g. a join token into a node property.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    /// The value of parameter `name`, decrypted when `decrypt` (a `SecureString`).
+    ///
+    /// # Errors
+    /// A [`Fault`]; a missing parameter is [`lifecycle::FaultKind::NotFound`].
+    async fn read(&self, name: &str, decrypt: bool) -> Result<String, Fault>;
+}
+
+/// Every capability a task may use, held as shared trait objects.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Services {
+    /// Nodes.
+    pub nodes: Arc<dyn NodeStore>,
+    /// Command records.
+    pub commands: Arc<dyn CommandStore>,
+    /// Auto Scaling.
+    pub lifecycle: Arc<dyn LifecycleActions>,
+    /// SSM Run Command.
+    pub runner: Arc<dyn CommandRunner>,
+    /// Route 53.
+    pub dns: Arc<dyn Dns>,
+    /// SNS.
+    pub reporter: Arc<dyn Reporter>,
+    /// SSM Parameter Store.
+    pub secrets: Arc<dyn Secrets>,
+    /// EBS snapshots; `None` in a build without EC2 support.
+    pub snapshots: Option<Arc<dyn Snapshots>>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Which properties are secret.
+    pub redactor: Redactor,
+}
+
+impl Services {
+    /// Every capability, with the default redactor. (A struct literal cannot be written
+    /// outside this crate: more capabilities will come.)
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        nodes: Arc<dyn NodeStore>,
+        commands: Arc<dyn CommandStore>,
+        lifecycle: Arc<dyn LifecycleActions>,
+        runner: Arc<dyn CommandRunner>,
+        dns: Arc<dyn Dns>,
+        reporter: Arc<dyn Reporter>,
+        secrets: Arc<dyn Secrets>,
+        snapshots: Option<Arc<dyn Snapshots>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Services {
+            nodes,
+            commands,
+            lifecycle,
+            runner,
+            dns,
+            reporter,
+            secrets,
+            snapshots,
+            clock,
+            redactor: Redactor::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}

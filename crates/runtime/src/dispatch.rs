@@ -1,0 +1,319 @@
+//! The dispatcher: the driver of the core's two machines. It performs what the [`Loader`]
+//! asks (take a record, read a node, sleep, heartbeat) and then what the [`Engine`] asks (run a
+//! task, evaluate a condition, persist a state with a compare-and-set), through the
+//! [`Services`], and feeds every result back. It decides nothing itself.
+
+use std::sync::Arc;
+
+use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
+use lifecycle::event::EventError;
+use lifecycle::load::{LoadError, LoadRules, LoadStep, Loader};
+use lifecycle::{ConfigErrors, Deadline, Definition, Engine, Event, Fault, FaultKind, Parsed};
+use tracing::Instrument;
+
+use crate::capability::Services;
+use crate::report::Report;
+use crate::tasks::{Bound, Registry, Resource, Scratch, TaskContext};
+
+/// Tunables of the dispatcher: the loading rules (SPEC 4.1) — how long and how often to wait
+/// for cloud-init and for a command record, heartbeats, default metadata. Everything else the
+/// dispatcher does is decided by the definition.
+pub type Options = LoadRules;
+
+/// An error that ends an invocation before or outside the trigger loop.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// The event is malformed.
+    #[error(transparent)]
+    InvalidEvent(#[from] EventError),
+    /// The state store failed, or holds a malformed item, while loading.
+    #[error(transparent)]
+    Store(#[from] Fault),
+    /// Loading refused the event, or a wait for cloud-init ran out.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The engine ended with an error.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl DispatchError {
+    /// What a retry can do: the one classification every exit code and batch response
+    /// follows.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            DispatchError::InvalidEvent(_) => FaultKind::Invalid,
+            DispatchError::Store(f) => f.kind(),
+            DispatchError::Load(LoadError::WaitTimeout { .. }) => FaultKind::Transient,
+            DispatchError::Load(_) => FaultKind::Permanent,
+            DispatchError::Engine(e) => e.kind(),
+        }
+    }
+}
+
+/// Drives events through a [`Definition`] with a set of [`Services`].
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    def: Arc<Definition>,
+    bound: Bound,
+    services: Services,
+    options: Options,
+}
+
+impl Dispatcher {
+    /// A dispatcher: every name of `def` bound once — built-in and declared ones to the
+    /// runtime's tasks, external ones to `registry`. The definition's `redact:` words are
+    /// added to the services' redactor (whatever the embedding program set stays).
+    ///
+    /// # Errors
+    /// Every use of an external name `registry` lacks (SPEC 3.1).
+    pub fn new(
+        def: Arc<Definition>,
+        registry: &Registry,
+        mut services: Services,
+        options: Options,
+    ) -> Result<Self, ConfigErrors> {
+        let bound = Bound::new(&def, registry)?;
+        services.redactor = services.redactor.extended(def.redact_words());
+        Ok(Dispatcher {
+            def,
+            bound,
+            services,
+            options,
+        })
+    }
+
+    /// The definition.
+    pub fn definition(&self) -> &Definition {
+        &self.def
+    }
+
+    /// The services.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Processes one parsed record: an event, a "not supported" outcome, or invalid input.
+    pub async fn dispatch(&self, record: Result<Parsed, EventError>, deadline: Deadline) -> Report {
+        match record {
+            Ok(Parsed::Event(event)) => self.handle(*event, deadline).await,
+            Ok(Parsed::NotSupported(ns)) => {
+                tracing::info!(reason = %ns.reason, "event not supported; acknowledged");
+                let mut r = Report::stopped(StopReason::NotSupported);
+                r.not_supported = Some(ns.reason);
+                r
+            }
+            Err(e) => error_report(Report::stopped(StopReason::Error), &e.into()),
+        }
+    }
+
+    /// Processes one event (SPEC 4).
+    pub async fn handle(&self, event: Event, deadline: Deadline) -> Report {
+        let span = tracing::info_span!(
+            "event",
+            name = %event.name,
+            id = event.id.as_deref().unwrap_or(""),
+        );
+        self.handle_inner(event, deadline).instrument(span).await
+    }
+
+    async fn handle_inner(&self, event: Event, deadline: Deadline) -> Report {
+        let mut report = Report::stopped(StopReason::Error);
+        report.event_id = event.id.clone();
+        report.warnings = event.warnings.clone();
+
+        // 4.1: loading, as the loader decides.
+        let mut loader = Loader::new(&self.def, event, self.options.clone(), deadline);
+        let state = match self.load(&mut loader, &mut report).await {
+            Ok(Some(state)) => state,
+            Ok(None) => return report,
+            Err(e) => return error_report(report, &e),
+        };
+        let loaded = loader.into_parts();
+        if let Some(record) = &loaded.record {
+            tracing::info!(command = %record.id, event = %record.event_name, "command record taken");
+        }
+        let event = loaded.event;
+        let mut resource = Resource {
+            persisted: loaded.node.is_some(),
+            node: loaded.node,
+        };
+        report.initial_state = self.def.state_name(state).to_owned();
+        report.final_state = report.initial_state.clone();
+
+        // 4.2: the loop, as the engine decides.
+        let facts = EventFacts {
+            is_command: event.is_command(),
+            status_successful: event.status_successful(),
+        };
+        let mut engine = Engine::new(&self.def, state, facts);
+        let mut scratch = Scratch::default();
+        let mut step = engine.start();
+        let finish = loop {
+            let feedback = match step {
+                Step::Finished(f) => break f,
+                Step::Run(Action::Task { id }) => {
+                    let name = self.def.task_name(id);
+                    let mut cx = self.context(
+                        &event,
+                        engine.failed(),
+                        &mut resource,
+                        &mut scratch,
+                        deadline,
+                        name,
+                    );
+                    match self.bound.task(id).run(&mut cx).await {
+                        Ok(()) => Feedback::Done,
+                        Err(e) => Feedback::Failed(e),
+                    }
+                }
+                Step::Run(Action::Condition { id }) => {
+                    let name = self.def.condition_name(id);
+                    let mut cx = self.context(
+                        &event,
+                        engine.failed(),
+                        &mut resource,
+                        &mut scratch,
+                        deadline,
+                        name,
+                    );
+                    match self.bound.condition(id).check(&mut cx).await {
+                        Ok(b) => Feedback::Checked(b),
+                        Err(e) => Feedback::Failed(e),
+                    }
+                }
+                Step::Run(Action::Persist { from, to }) => {
+                    self.persist(
+                        &mut resource,
+                        self.def.state_name(from),
+                        self.def.state_name(to),
+                    )
+                    .await
+                }
+            };
+            step = engine.resume(feedback);
+        };
+
+        report.final_state = self.def.state_name(engine.state()).to_owned();
+        report.passed_states = engine
+            .passed()
+            .iter()
+            .map(|s| self.def.state_name(*s).to_owned())
+            .collect();
+        report.tasks = engine.trace().iter().map(|s| (*s).to_owned()).collect();
+        report.errors = engine.errors().to_vec();
+        report.stopped_by = finish.reason;
+        report.conflict = finish.conflict;
+        if let Some(found) = &report.conflict {
+            tracing::warn!(found = %found, "another invocation moved the node first; stopping");
+        }
+        match finish.error {
+            Some(e) => error_report(report, &e.into()),
+            None => report,
+        }
+    }
+
+    /// What a task or condition named `name` sees.
+    fn context<'a>(
+        &'a self,
+        event: &'a Event,
+        event_failed: bool,
+        resource: &'a mut Resource,
+        scratch: &'a mut Scratch,
+        deadline: Deadline,
+        name: &'a str,
+    ) -> TaskContext<'a> {
+        TaskContext {
+            event,
+            event_failed,
+            resource,
+            scratch,
+            services: &self.services,
+            deadline,
+            name,
+        }
+    }
+
+    /// Performs what the loader asks until it is done: `Some(state)` to process from, `None`
+    /// when the event is not supported (the report says why).
+    async fn load(
+        &self,
+        loader: &mut Loader<'_>,
+        report: &mut Report,
+    ) -> Result<Option<lifecycle::config::StateId>, DispatchError> {
+        let clock = &self.services.clock;
+        loop {
+            match loader.poll() {
+                LoadStep::TakeRecord { command_id } => {
+                    let record = self.services.commands.take_command(&command_id).await?;
+                    loader.record_taken(record, clock.now());
+                }
+                LoadStep::ReadNode { id } => {
+                    report.node = Some(id.clone());
+                    let node = self.services.nodes.get(&id).await?;
+                    loader.node_read(node, clock.now());
+                }
+                LoadStep::Heartbeat => {
+                    if let Some(lc) = &loader.event().lifecycle
+                        && let Err(e) = self.services.lifecycle.heartbeat(lc).await
+                    {
+                        tracing::warn!(error = %e, "lifecycle heartbeat failed while waiting");
+                    }
+                    loader.heartbeat_sent(clock.now());
+                }
+                LoadStep::Sleep { until } => {
+                    clock.sleep_until(until).await;
+                    loader.woke(clock.now());
+                }
+                LoadStep::Ready { state } => {
+                    report.event = Some(loader.event().name.clone());
+                    return Ok(Some(state));
+                }
+                LoadStep::NotSupported { reason } => {
+                    tracing::info!(%reason, "event not supported; acknowledged");
+                    report.stopped_by = StopReason::NotSupported;
+                    report.event = Some(loader.event().name.clone());
+                    report.not_supported = Some(reason);
+                    return Ok(None);
+                }
+                LoadStep::Failed { error, put_back } => {
+                    report.event = Some(loader.event().name.clone());
+                    report.initial_state = loader.current_state().to_owned();
+                    report.final_state = report.initial_state.clone();
+                    // Nothing has changed: the redelivered status event can resume.
+                    if let Some(record) = put_back
+                        && let Err(e) = self.services.commands.put_command(&record).await
+                    {
+                        tracing::error!(command = %record.id, error = %e, "could not put the command record back");
+                    }
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+
+    /// Writes a state change with a compare-and-set, or keeps it in memory for a resource
+    /// that is not persisted.
+    async fn persist(&self, resource: &mut Resource, from: &str, to: &str) -> Feedback {
+        let Some(node) = resource.node.as_mut() else {
+            return Feedback::Persisted;
+        };
+        if resource.persisted {
+            match self.services.nodes.set_status(&node.id, from, to).await {
+                Ok(()) => {}
+                Err(Fault::Conflict { found, .. }) => return Feedback::Conflict { found },
+                Err(e) => return Feedback::PersistFailed(e),
+            }
+        }
+        node.status = to.to_owned();
+        Feedback::Persisted
+    }
+}
+
+fn error_report(mut report: Report, e: &DispatchError) -> Report {
+    let kind = e.kind();
+    tracing::error!(error = %e, kind = %kind, "invocation failed");
+    report.fail(e, kind);
+    report
+}
