@@ -205,7 +205,7 @@ pub struct Finish {
     /// Why.
     pub reason: StopReason,
     /// The error, when `reason` is [`StopReason::Error`].
-    pub error: Option<EngineError>,
+    pub error: Option<Box<EngineError>>,
     /// The status found, when `reason` is [`StopReason::Conflict`].
     pub conflict: Option<String>,
 }
@@ -436,7 +436,7 @@ impl<'d> Engine<'d> {
         }
         let f = Finish {
             reason,
-            error,
+            error: error.map(Box::new),
             conflict: None,
         };
         self.finished = Some(f.clone());

@@ -209,7 +209,7 @@ impl Dispatcher {
             tracing::warn!(found = %found, "another invocation moved the node first; stopping");
         }
         match finish.error {
-            Some(e) => error_report(report, &e.into()),
+            Some(e) => error_report(report, &(*e).into()),
             None => report,
         }
     }
