@@ -34,6 +34,7 @@ mod sns;
 mod ssm;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use autoscaling::AutoScalingActions;
 pub use clock::TokioClock;
@@ -49,9 +50,51 @@ pub use ssm::{ParameterStore, SsmRunner};
 use lifecycle_runtime::Services;
 use lifecycle_runtime::capability::Snapshots;
 
-/// Loads the AWS configuration from the environment.
-pub async fn load_config() -> aws_config::SdkConfig {
+/// Time limits for every AWS call, so that no call can hang an invocation (SPEC 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// A whole operation, retries included.
+    pub operation: Duration,
+    /// One attempt of an operation.
+    pub attempt: Duration,
+    /// Establishing a connection.
+    pub connect: Duration,
+}
+
+impl Default for Timeouts {
+    /// 30 s per operation, 10 s per attempt, 3 s to connect: well inside a Lambda
+    /// invocation, and well above what any of the calls made takes when AWS is healthy.
+    fn default() -> Self {
+        Timeouts {
+            operation: Duration::from_secs(30),
+            attempt: Duration::from_secs(10),
+            connect: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The default limits with the operation and attempt timeouts given.
+    pub fn new(operation: Duration, attempt: Duration) -> Self {
+        Timeouts {
+            operation,
+            attempt,
+            ..Timeouts::default()
+        }
+    }
+}
+
+/// Loads the AWS configuration from the environment (credential chain, region, endpoint
+/// variables, `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE`), with `timeouts` on every call.
+pub async fn load_config(timeouts: &Timeouts) -> aws_config::SdkConfig {
+    let limits = aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(timeouts.operation)
+        .operation_attempt_timeout(timeouts.attempt)
+        .connect_timeout(timeouts.connect)
+        .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(limits)
         .load()
         .await
 }
@@ -84,6 +127,6 @@ fn snapshots(_: &aws_config::SdkConfig) -> Option<Arc<dyn Snapshots>> {
 }
 
 /// [`load_config`] then [`services`].
-pub async fn load_services(table: &str) -> Services {
-    services(&load_config().await, table)
+pub async fn load_services(table: &str, timeouts: &Timeouts) -> Services {
+    services(&load_config(timeouts).await, table)
 }

@@ -64,7 +64,8 @@ pub fn run(args: Args) -> u8 {
     };
     let batch = records.len() > 1;
     let reports: Result<Vec<Report>, String> = rt.block_on(async {
-        let services = lifecycle_aws::load_services(&args.table).await;
+        let services =
+            lifecycle_aws::load_services(&args.table, &lifecycle_aws::Timeouts::default()).await;
         let mut options = Options::default();
         options.wait_timeout = Duration::from_secs(args.wait_timeout);
         // `handle` registers nothing of its own: every name must be built in or declared.
@@ -93,7 +94,7 @@ pub fn init(table: &str) -> u8 {
         }
     };
     let result = rt.block_on(async {
-        let config = lifecycle_aws::load_config().await;
+        let config = lifecycle_aws::load_config(&lifecycle_aws::Timeouts::default()).await;
         DynamoStore::new(&config, table).init().await
     });
     match result {

@@ -57,6 +57,9 @@ pub enum StopReason {
     NotSupported,
     /// Another invocation moved the node first (compare-and-set lost).
     Conflict,
+    /// The invocation's deadline came first: the state reached so far is persisted, and a
+    /// retry resumes from it (SPEC 8).
+    Deadline,
 }
 
 impl StopReason {
@@ -71,6 +74,7 @@ impl StopReason {
             StopReason::Error => "error",
             StopReason::NotSupported => "not_supported",
             StopReason::Conflict => "conflict",
+            StopReason::Deadline => "deadline",
         }
     }
 }
@@ -117,6 +121,12 @@ pub enum EngineError {
         /// What the store said.
         error: Fault,
     },
+    /// The invocation's deadline came before processing ended.
+    #[error("the deadline came in state {state}; a retry resumes from it")]
+    Deadline {
+        /// The state reached (and persisted).
+        state: String,
+    },
     /// The driver answered an action with feedback of another kind: a bug in the driver.
     #[error("driver answered {feedback} to a request to {pending}")]
     Protocol {
@@ -137,6 +147,7 @@ impl EngineError {
             {
                 FaultKind::Transient
             }
+            EngineError::Deadline { .. } => FaultKind::Transient,
             _ => FaultKind::Permanent,
         }
     }
@@ -347,6 +358,30 @@ impl<'d> Engine<'d> {
             return self.finish(StopReason::NoTrigger, None);
         }
         self.advance()
+    }
+
+    /// Ends processing because the invocation's deadline came (the driver checks it before
+    /// each action it performs): every state entered so far is already persisted, so a retry
+    /// resumes from the current state. Answer this instead of performing the pending action.
+    pub fn deadline_reached(&mut self) -> Step {
+        if let Some(f) = &self.finished {
+            return Step::Finished(f.clone());
+        }
+        // The action asked for was not performed: it leaves the trace.
+        if matches!(
+            std::mem::replace(&mut self.pending, Pending::None),
+            Pending::Task | Pending::Condition { .. }
+        ) {
+            self.trace.pop();
+        }
+        let state = self.def.state_name(self.state).to_owned();
+        let f = Finish {
+            reason: StopReason::Deadline,
+            error: Some(Box::new(EngineError::Deadline { state })),
+            conflict: None,
+        };
+        self.finished = Some(f.clone());
+        Step::Finished(f)
     }
 
     /// Feeds back the result of the last [`Action`] and returns the next step.

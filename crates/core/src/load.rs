@@ -116,6 +116,12 @@ pub enum LoadError {
         /// The state.
         state: String,
     },
+    /// The invocation's deadline came while waiting; nothing changed, a retry waits again.
+    #[error("the deadline came while waiting for {waiting_for}")]
+    Deadline {
+        /// What was waited for: cloud-init on a node, or a command record.
+        waiting_for: String,
+    },
 }
 
 /// What the driver does next.
@@ -185,6 +191,8 @@ enum Phase {
 struct Wait {
     started: SystemTime,
     until: SystemTime,
+    /// `until` is the invocation's deadline, not the wait's own timeout.
+    by_deadline: bool,
     last_beat: SystemTime,
 }
 
@@ -200,8 +208,9 @@ pub struct Loader<'d> {
     phase: Phase,
     /// The time the driver last reported.
     now: Option<SystemTime>,
-    /// How long a status event of ours waits for its record.
-    record_until: Option<SystemTime>,
+    /// How long a status event of ours waits for its record, and whether that bound is the
+    /// invocation's deadline.
+    record_until: Option<(SystemTime, bool)>,
     wait: Option<Wait>,
     beat_owed: bool,
     end: Option<LoadStep>,
@@ -294,7 +303,7 @@ impl<'d> Loader<'d> {
                 command_id: self.command_id(),
             },
             Phase::RecordWait => {
-                let until = self.record_until.unwrap_or(self.now());
+                let until = self.record_until.map_or(self.now(), |(until, _)| until);
                 let wake = self.now() + self.rules.record_poll.max(MIN_POLL);
                 self.sleep(wake.min(until))
             }
@@ -328,6 +337,15 @@ impl<'d> Loader<'d> {
                         ..wait
                     });
                     return LoadStep::Heartbeat;
+                }
+                if now >= wait.until && wait.by_deadline {
+                    let waiting_for = format!(
+                        "node {} to reach {:?} (still {:?})",
+                        self.node_id(),
+                        self.def.initial_state(),
+                        self.current_state()
+                    );
+                    return self.fail(LoadError::Deadline { waiting_for });
                 }
                 if now >= wait.until {
                     let error = LoadError::WaitTimeout {
@@ -365,13 +383,14 @@ impl<'d> Loader<'d> {
         }
         // A command this library sent may report before the sender has stored its record —
         // SSM is fast — so its record is waited for, bounded; anyone else's is not ours.
-        let until = match self.record_until {
-            Some(until) => until,
+        let (until, by_deadline) = match self.record_until {
+            Some(bound) => bound,
             None if self.event.is_our_command() => {
                 tracing::info!(command = %self.command_id(), "our command, but no record yet: waiting for it");
-                *self
-                    .record_until
-                    .insert(self.deadline.min_with(now, self.rules.record_wait))
+                *self.record_until.insert((
+                    self.deadline.min_with(now, self.rules.record_wait),
+                    self.deadline.cuts(now, self.rules.record_wait),
+                ))
             }
             None => {
                 let reason = format!(
@@ -382,7 +401,10 @@ impl<'d> Loader<'d> {
                 return;
             }
         };
-        if now >= until {
+        if now >= until && by_deadline {
+            let waiting_for = format!("the record of command {}", self.command_id());
+            self.fail(LoadError::Deadline { waiting_for });
+        } else if now >= until {
             let reason = format!(
                 "command {} has no record: already handled, or expired",
                 self.command_id()
@@ -412,6 +434,7 @@ impl<'d> Loader<'d> {
                 self.wait = Some(Wait {
                     started: now,
                     until: self.deadline.min_with(now, self.rules.wait_timeout),
+                    by_deadline: self.deadline.cuts(now, self.rules.wait_timeout),
                     last_beat: now,
                 });
             }

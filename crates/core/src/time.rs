@@ -28,6 +28,17 @@ impl Deadline {
         self.at
     }
 
+    /// True once `now` is at or past the deadline.
+    pub fn passed(&self, now: SystemTime) -> bool {
+        self.at.is_some_and(|at| now >= at)
+    }
+
+    /// True when the deadline comes before `now + limit`: a wait bounded by both ends at the
+    /// deadline.
+    pub fn cuts(&self, now: SystemTime, limit: Duration) -> bool {
+        self.at.is_some_and(|at| at < now + limit)
+    }
+
     /// The earlier of this deadline and `now + limit`.
     pub fn min_with(&self, now: SystemTime, limit: Duration) -> SystemTime {
         let by_limit = now + limit;

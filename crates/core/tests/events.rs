@@ -440,14 +440,20 @@ fn batch_errors_are_per_record() {
         {"eventSource": "aws:kinesis", "kinesis": {}},
         {"eventSource": "aws:sqs", "body": "{\"Type\":\"Notification\",\"Message\":\"nope\"}"},
         {"eventSource": "aws:sqs", "body": 5},
+        {"eventSource": "aws:sqs", "messageId": "m-8", "body": "{\"hello\":\"world\"}"},
     ]});
     let all = parse_value(&v);
-    assert_eq!(all.len(), 8);
+    assert_eq!(all.len(), 9);
     match &all[0] {
         Err(EventError::NotJson(msg)) => assert!(msg.starts_with("Records[0].body: "), "{msg}"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(all[1], Err(EventError::UnknownShape));
+    // JSON of another kind inside an envelope is "not supported" for its record, never an
+    // error (SPEC 8): a poison message must not block its queue.
+    assert_eq!(
+        reason_of(all[1].clone()),
+        "Records[1]: JSON that is not an object"
+    );
     assert_eq!(all[2], Err(missing("Records[2].body")));
     match &all[3] {
         Err(EventError::NotJson(msg)) => {
@@ -456,7 +462,10 @@ fn batch_errors_are_per_record() {
         other => panic!("{other:?}"),
     }
     assert_eq!(all[4], Err(missing("Records[4].Sns")));
-    assert_eq!(all[5], Err(EventError::UnknownShape));
+    assert_eq!(
+        reason_of(all[5].clone()),
+        "Records[5]: a record of aws:kinesis, not SNS or SQS"
+    );
     match &all[6] {
         Err(EventError::NotJson(msg)) => {
             assert!(msg.starts_with("Records[6].body.Message: "), "{msg}")
@@ -464,6 +473,11 @@ fn batch_errors_are_per_record() {
         other => panic!("{other:?}"),
     }
     assert_eq!(all[7], Err(invalid("Records[7].body", "a JSON string")));
+    assert!(
+        reason_of(all[8].clone()).starts_with("Records[8]: JSON that is no event of ours"),
+        "{:?}",
+        all[8]
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{command, command_record, launch, node, registry_for};
+use common::{command, command_record, launch, node, registry_for, terminate};
 use lifecycle::config::Definition;
 use lifecycle::engine::StopReason;
 use lifecycle::event::{COMMAND_MARKER, Event};
@@ -233,4 +233,73 @@ fn a_definition_with_names_the_registry_lacks_is_refused_when_bound() {
             "transitions[0] (a -> b), trigger go, key before: unknown task `drain_swarm`: nothing registers it"
         ]
     );
+}
+
+/// A task that takes `0` of the clock's time, as a slow task would.
+struct Slow(Duration);
+
+#[async_trait::async_trait]
+impl lifecycle_runtime::Task for Slow {
+    async fn run(
+        &self,
+        cx: &mut lifecycle_runtime::TaskContext<'_>,
+    ) -> Result<(), lifecycle::Fault> {
+        cx.services.clock.sleep(self.0).await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_deadline_stops_processing_before_the_next_task_with_the_state_persisted() {
+    // SPEC 8: when the deadline comes, the state reached so far is persisted and the record
+    // ends with `stopped_by: deadline`, retryable; the retry resumes from that state.
+    const CFG: &str = r#"
+transitions:
+  - {source: serving, dest: draining, triggers: [{name: drain, after: [slow]}]}
+  - {source: draining, dest: gone, triggers: [{name: gone, before: [never]}]}
+"#;
+    let store = LocalStore::memory();
+    store.insert_item(node("i-1", "serving")).unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let mut registry = Registry::new();
+    registry.register_task("slow", Arc::new(Slow(Duration::from_secs(30))));
+    registry.register_task("never", Arc::new(Slow(Duration::ZERO)));
+    let d = build(
+        CFG,
+        &registry,
+        embedded(&store, &Recorder::default(), clock.clone()),
+        Options::default(),
+    );
+    let deadline = Deadline::at(clock.now() + Duration::from_secs(10));
+    let r = d.handle(terminate("i-1"), deadline).await;
+    assert_eq!(r.stopped_by, StopReason::Deadline, "{r:?}");
+    assert!(r.retryable, "{r:?}");
+    assert_eq!(r.error_kind, Some(lifecycle::FaultKind::Transient));
+    assert_eq!(r.passed_states, ["draining"]);
+    assert_eq!(r.tasks, ["slow"], "the task after the deadline did not run");
+    assert_eq!(store.items().unwrap()[0]["ItemStatus"], "draining");
+    assert!(r.error.unwrap().contains("state draining"));
+
+    // The redelivered event, with time, resumes from `draining`.
+    let r = d.handle(terminate("i-1"), Deadline::NONE).await;
+    assert_eq!(r.initial_state, "draining", "{r:?}");
+    assert_eq!(r.final_state, "gone");
+    assert_eq!(r.tasks, ["never"]);
+}
+
+#[tokio::test]
+async fn a_record_wait_cut_by_the_deadline_is_retryable_not_dropped() {
+    // A status event of ours whose record has not appeared when the deadline comes must be
+    // retried (the record may yet be stored), not acknowledged as "not ours".
+    let store = LocalStore::memory();
+    store
+        .insert_item(node("i-1", "finished_cloud_init"))
+        .unwrap();
+    let clock = Arc::new(common::CloudInitClock::new(store.clone(), None));
+    let d = dispatcher_with_clock(&store, clock.clone());
+    let deadline = Deadline::at(clock.now() + Duration::from_secs(3));
+    let r = d.handle(ours(command("cmd-1", "Success")), deadline).await;
+    assert_eq!(r.stopped_by, StopReason::Deadline, "{r:?}");
+    assert!(r.retryable);
+    assert_eq!(clock.elapsed(), Duration::from_secs(3));
 }

@@ -1411,12 +1411,13 @@ table! {
             ..EXPECT
         });
 
+    // SPEC 8: the deadline ends the wait as `stopped_by: deadline`, retryable, nothing changed.
     launch_wait_is_bounded_by_the_deadline:
         Row::new(WORKER, launch("i-1")).outcomes(WORKER_PASS).node("i-1", "pending")
         .wait(600, 5).deadline(12)
         .expecting(Expect {
             initial: ANY, final_state: ANY,
-            stopped_by: "error", error: Some("cloud-init not finished"), exit: 1,
+            stopped_by: "deadline", error: Some("the deadline came while waiting for node i-1"), exit: 1,
             calls: None,
             store: StoreCheck::Unchanged,
             check: Some(waited_until_deadline),

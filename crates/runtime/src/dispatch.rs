@@ -45,9 +45,20 @@ impl DispatchError {
         match self {
             DispatchError::InvalidEvent(_) => FaultKind::Invalid,
             DispatchError::Store(f) => f.kind(),
-            DispatchError::Load(LoadError::WaitTimeout { .. }) => FaultKind::Transient,
+            DispatchError::Load(LoadError::WaitTimeout { .. } | LoadError::Deadline { .. }) => {
+                FaultKind::Transient
+            }
             DispatchError::Load(_) => FaultKind::Permanent,
             DispatchError::Engine(e) => e.kind(),
+        }
+    }
+
+    /// `deadline` when the invocation's deadline ended processing, `error` otherwise.
+    pub fn stop_reason(&self) -> StopReason {
+        match self {
+            DispatchError::Load(LoadError::Deadline { .. })
+            | DispatchError::Engine(EngineError::Deadline { .. }) => StopReason::Deadline,
+            _ => StopReason::Error,
         }
     }
 }
@@ -112,8 +123,8 @@ impl Dispatcher {
     pub async fn handle(&self, event: Event, deadline: Deadline) -> Report {
         let span = tracing::info_span!(
             "event",
-            name = %event.name,
-            id = event.id.as_deref().unwrap_or(""),
+            event = %event.name,
+            event_id = event.id.as_deref().unwrap_or(""),
         );
         self.handle_inner(event, deadline).instrument(span).await
     }
@@ -151,6 +162,16 @@ impl Dispatcher {
         let mut scratch = Scratch::default();
         let mut step = engine.start();
         let finish = loop {
+            // The deadline is checked before every task and condition (a state write, the
+            // commit point of a transition, always goes through): every state entered so far
+            // is persisted, so a retry resumes from the current state.
+            let work = matches!(
+                step,
+                Step::Run(Action::Task { .. } | Action::Condition { .. })
+            );
+            if work && deadline.passed(self.services.clock.now()) {
+                step = engine.deadline_reached();
+            }
             let feedback = match step {
                 Step::Finished(f) => break f,
                 Step::Run(Action::Task { id }) => {
@@ -263,8 +284,12 @@ impl Dispatcher {
                     loader.heartbeat_sent(clock.now());
                 }
                 LoadStep::Sleep { until } => {
+                    let before = clock.now();
                     clock.sleep_until(until).await;
-                    loader.woke(clock.now());
+                    let now = clock.now();
+                    let waited = now.duration_since(before).unwrap_or_default();
+                    report.waited_ms += u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+                    loader.woke(now);
                 }
                 LoadStep::Ready { state } => {
                     report.event = Some(loader.event().name.clone());
@@ -313,7 +338,13 @@ impl Dispatcher {
 
 fn error_report(mut report: Report, e: &DispatchError) -> Report {
     let kind = e.kind();
-    tracing::error!(error = %e, kind = %kind, "invocation failed");
+    let reason = e.stop_reason();
+    if reason == StopReason::Deadline {
+        tracing::warn!(error = %e, "deadline reached; the state so far is persisted");
+    } else {
+        tracing::error!(error = %e, kind = %kind, "invocation failed");
+    }
     report.fail(e, kind);
+    report.stopped_by = reason;
     report
 }

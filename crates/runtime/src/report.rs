@@ -53,6 +53,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// AWS calls made (or, in a simulation, that would have been made), secrets masked.
     pub calls: Vec<Call>,
+    /// How long loading waited (for cloud-init, or for a command record), in milliseconds.
+    pub waited_ms: u64,
 }
 
 impl Report {
@@ -90,6 +92,7 @@ impl Report {
             conflict: None,
             warnings: Vec::new(),
             calls: Vec::new(),
+            waited_ms: 0,
         }
     }
 }

@@ -94,6 +94,24 @@ impl Ctx {
             expected: expected.to_owned(),
         }
     }
+    /// True once inside an SNS or SQS envelope.
+    fn in_envelope(&self) -> bool {
+        !self.prefix.is_empty() || self.in_sns
+    }
+    /// JSON that is no event we know: inside an envelope it is "not supported" for that
+    /// record (an S3 notification, a stray message on the queue: retrying cannot help, and it
+    /// must not fail the batch, SPEC 8); at the top level it is not an event at all.
+    fn foreign(&self, what: &str) -> Outcome {
+        if self.in_envelope() {
+            let at = self.prefix.trim_end_matches('.');
+            let at = if at.is_empty() { "the message" } else { at };
+            Ok(Parsed::NotSupported(NotSupported {
+                reason: format!("{at}: {what}"),
+            }))
+        } else {
+            Err(EventError::UnknownShape)
+        }
+    }
     fn not_json(&self, field: &str, err: &serde_json::Error) -> EventError {
         EventError::NotJson(format!("{}: {err}", self.path(field)))
     }
@@ -123,12 +141,12 @@ fn unwrap_records(records: &Value) -> Vec<Outcome> {
 }
 
 fn record(index: usize, record: &Value) -> Outcome {
-    let Some(rec) = record.as_object() else {
-        return Err(EventError::UnknownShape);
-    };
     let ctx = Ctx {
         prefix: format!("Records[{index}]."),
         ..Ctx::default()
+    };
+    let Some(rec) = record.as_object() else {
+        return ctx.foreign("a record that is not an object");
     };
     let sns = rec.get("EventSource").and_then(Value::as_str) == Some("aws:sns");
     let sqs = rec.get("eventSource").and_then(Value::as_str) == Some("aws:sqs");
@@ -138,7 +156,10 @@ fn record(index: usize, record: &Value) -> Outcome {
     } else if sqs || (!declared && rec.contains_key("body")) {
         sqs_record(rec, ctx)
     } else {
-        Err(EventError::UnknownShape)
+        let source = loose_str(rec, "eventSource")
+            .or_else(|| loose_str(rec, "EventSource"))
+            .unwrap_or_else(|| "an unknown source".to_owned());
+        ctx.foreign(&format!("a record of {source}, not SNS or SQS"))
     }
 }
 
@@ -179,7 +200,7 @@ fn json_string(v: Option<&Value>, ctx: &Ctx, field: &str) -> Result<Value, Event
 fn message_value(v: &Value, ctx: Ctx) -> Outcome {
     match v.as_object() {
         Some(obj) => message(obj, ctx),
-        None => Err(EventError::UnknownShape),
+        None => ctx.foreign("JSON that is not an object"),
     }
 }
 
@@ -192,7 +213,7 @@ fn message(obj: &Object, ctx: Ctx) -> Outcome {
     } else if !ctx.in_sns && is_sns_message(obj) {
         sns_message(obj, ctx)
     } else {
-        Err(EventError::UnknownShape)
+        ctx.foreign("JSON that is no event of ours (no `source`, no lifecycle hook message)")
     }
 }
 
@@ -210,7 +231,7 @@ fn sns_message(obj: &Object, mut ctx: Ctx) -> Outcome {
                 reason: format!("SNS {kind} message"),
             }));
         }
-        _ => return Err(EventError::UnknownShape),
+        _ => return ctx.foreign("an SNS message of another type"),
     }
     if let Some(id) = loose_str(obj, "MessageId") {
         ctx.message_id = Some(id);
@@ -791,9 +812,13 @@ mod tests {
                 expected: "an array of records".into()
             })]
         );
-        assert_eq!(
-            unwrap(&json!({"Records": [1, {"eventSource": "aws:s3"}]})),
-            vec![Err(EventError::UnknownShape), Err(EventError::UnknownShape)]
+        // Inside an envelope, JSON of another kind is "not supported" for its record.
+        let out = unwrap(&json!({"Records": [1, {"eventSource": "aws:s3"}]}));
+        assert!(
+            matches!(&out[..], [Ok(Parsed::NotSupported(a)), Ok(Parsed::NotSupported(b))]
+                if a.reason == "Records[0]: a record that is not an object"
+                && b.reason == "Records[1]: a record of aws:s3, not SNS or SQS"),
+            "{out:?}"
         );
     }
 

@@ -1,0 +1,204 @@
+//! The function's settings, from its environment (SPEC 8), each checked with an error that
+//! names the variable: a bad value fails the init, with every problem at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// One problem with the environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct SettingError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// What the function reads from its environment.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// `LIFECYCLE_CONFIG`: the configuration file; default `lifecycle.yaml` beside `bootstrap`.
+    pub config: PathBuf,
+    /// `LIFECYCLE_TABLE`: the DynamoDB state table (required).
+    pub table: String,
+    /// `LIFECYCLE_DEADLINE_MARGIN_MS`: every wait ends this long before the invocation's
+    /// deadline (default 5000 ms).
+    pub deadline_margin: Duration,
+    /// `LIFECYCLE_WAIT_TIMEOUT_SECONDS`: how long a launch waits for cloud-init (default 300 s).
+    pub wait_timeout: Duration,
+    /// `LIFECYCLE_OPERATION_TIMEOUT_MS`: one AWS operation, retries included (default 30000).
+    pub operation_timeout: Duration,
+    /// `LIFECYCLE_ATTEMPT_TIMEOUT_MS`: one attempt of an AWS operation (default 10000).
+    pub attempt_timeout: Duration,
+    /// `LIFECYCLE_DEFAULT_METADATA`: a JSON object merged under each lifecycle event's
+    /// `NotificationMetadata` (the event's keys win).
+    pub default_metadata: Map<String, Value>,
+    /// `AWS_LAMBDA_FUNCTION_NAME`: the metrics' `Function` dimension.
+    pub function_name: String,
+}
+
+impl Settings {
+    /// Reads the settings through `var` (the process environment in `bootstrap`); `beside`
+    /// is the folder of the running binary, where the configuration sits by default.
+    ///
+    /// # Errors
+    /// Every variable that is missing or malformed, each named.
+    pub fn from_env(
+        var: impl Fn(&str) -> Option<String>,
+        beside: PathBuf,
+    ) -> Result<Self, Vec<SettingError>> {
+        let mut errors = Vec::new();
+        let mut millis = |variable: &'static str, default: u64| -> Duration {
+            number(&var, variable, &mut errors)
+                .map_or(Duration::from_millis(default), Duration::from_millis)
+        };
+        let deadline_margin = millis("LIFECYCLE_DEADLINE_MARGIN_MS", 5_000);
+        let operation_timeout = millis("LIFECYCLE_OPERATION_TIMEOUT_MS", 30_000);
+        let attempt_timeout = millis("LIFECYCLE_ATTEMPT_TIMEOUT_MS", 10_000);
+        let wait_timeout = number(&var, "LIFECYCLE_WAIT_TIMEOUT_SECONDS", &mut errors)
+            .map_or(Duration::from_secs(300), Duration::from_secs);
+        if attempt_timeout > operation_timeout {
+            errors.push(SettingError {
+                variable: "LIFECYCLE_ATTEMPT_TIMEOUT_MS",
+                problem: format!(
+                    "{} ms is longer than the whole operation's {} ms (LIFECYCLE_OPERATION_TIMEOUT_MS)",
+                    attempt_timeout.as_millis(),
+                    operation_timeout.as_millis()
+                ),
+            });
+        }
+        let table = match var("LIFECYCLE_TABLE").filter(|t| !t.trim().is_empty()) {
+            Some(t) => t,
+            None => {
+                errors.push(SettingError {
+                    variable: "LIFECYCLE_TABLE",
+                    problem: "required: the DynamoDB state table's name".into(),
+                });
+                String::new()
+            }
+        };
+        let default_metadata = match var("LIFECYCLE_DEFAULT_METADATA") {
+            None => Map::new(),
+            Some(text) if text.trim().is_empty() => Map::new(),
+            Some(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(m)) => m,
+                Ok(other) => {
+                    errors.push(SettingError {
+                        variable: "LIFECYCLE_DEFAULT_METADATA",
+                        problem: format!("must be a JSON object, not {other}"),
+                    });
+                    Map::new()
+                }
+                Err(e) => {
+                    errors.push(SettingError {
+                        variable: "LIFECYCLE_DEFAULT_METADATA",
+                        problem: format!("not JSON: {e}"),
+                    });
+                    Map::new()
+                }
+            },
+        };
+        let config = var("LIFECYCLE_CONFIG")
+            .filter(|p| !p.trim().is_empty())
+            .map_or_else(|| beside.join("lifecycle.yaml"), PathBuf::from);
+        let function_name =
+            var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "lifecycle".to_owned());
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Settings {
+            config,
+            table,
+            deadline_margin,
+            wait_timeout,
+            operation_timeout,
+            attempt_timeout,
+            default_metadata,
+            function_name,
+        })
+    }
+}
+
+/// A whole number from `variable`, when it is set.
+fn number(
+    var: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    errors: &mut Vec<SettingError>,
+) -> Option<u64> {
+    let text = var(variable)?;
+    match text.trim().parse::<u64>() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            errors.push(SettingError {
+                variable,
+                problem: format!("{text:?} is not a whole number"),
+            });
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> Result<Settings, Vec<SettingError>> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_env(|k| map.get(k).cloned(), PathBuf::from("/var/task"))
+    }
+
+    #[test]
+    fn defaults_and_the_configuration_beside_the_binary() {
+        let s = read(&[("LIFECYCLE_TABLE", "state")]).unwrap();
+        assert_eq!(s.table, "state");
+        assert_eq!(s.config, PathBuf::from("/var/task/lifecycle.yaml"));
+        assert_eq!(s.deadline_margin, Duration::from_secs(5));
+        assert_eq!(s.wait_timeout, Duration::from_secs(300));
+        assert_eq!(s.operation_timeout, Duration::from_secs(30));
+        assert_eq!(s.attempt_timeout, Duration::from_secs(10));
+        assert!(s.default_metadata.is_empty());
+    }
+
+    #[test]
+    fn every_bad_variable_is_named_at_once() {
+        let errors = read(&[
+            ("LIFECYCLE_DEADLINE_MARGIN_MS", "five"),
+            ("LIFECYCLE_DEFAULT_METADATA", "[1]"),
+            ("LIFECYCLE_OPERATION_TIMEOUT_MS", "1000"),
+            ("LIFECYCLE_ATTEMPT_TIMEOUT_MS", "2000"),
+        ])
+        .unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "LIFECYCLE_DEADLINE_MARGIN_MS: \"five\" is not a whole number",
+                "LIFECYCLE_ATTEMPT_TIMEOUT_MS: 2000 ms is longer than the whole operation's 1000 ms (LIFECYCLE_OPERATION_TIMEOUT_MS)",
+                "LIFECYCLE_TABLE: required: the DynamoDB state table's name",
+                "LIFECYCLE_DEFAULT_METADATA: must be a JSON object, not [1]",
+            ]
+        );
+    }
+
+    #[test]
+    fn metadata_and_paths_are_taken_as_given() {
+        let s = read(&[
+            ("LIFECYCLE_TABLE", "t"),
+            ("LIFECYCLE_CONFIG", "/opt/conf.yaml"),
+            ("LIFECYCLE_DEFAULT_METADATA", r#"{"cluster": "blue"}"#),
+            ("LIFECYCLE_WAIT_TIMEOUT_SECONDS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.config, PathBuf::from("/opt/conf.yaml"));
+        assert_eq!(s.default_metadata["cluster"], "blue");
+        assert_eq!(s.wait_timeout, Duration::ZERO);
+    }
+}
