@@ -112,6 +112,10 @@ impl CommandRunner for SsmRunner {
             .set_instance_ids(Some(command.instance_ids.clone()))
             .comment(comment)
             .parameters("commands", lines)
+            .parameters(
+                "executionTimeout",
+                vec![command.execution_timeout.as_secs().to_string()],
+            )
             .send()
             .await
             .map_err(|e| fault("SendCommand", &e))?;

@@ -153,7 +153,10 @@ impl CommandRunner for Recorder {
                 "DocumentName": "AWS-RunShellScript",
                 "InstanceIds": command.instance_ids,
                 "Comment": command.comment,
-                "Parameters": {"commands": shown},
+                "Parameters": {
+                    "commands": shown,
+                    "executionTimeout": [command.execution_timeout.as_secs().to_string()],
+                },
                 "CommandId": id,
             }),
         );

@@ -7,7 +7,7 @@
 //!
 //! | kind | a | parameters |
 //! |---|---|---|
-//! | `ssm_command` | task | `commands` (list or string), `comment`, `target` (`node` or an alias), `nodes` (aliases), `wait_online_seconds` |
+//! | `ssm_command` | task | `commands` (list or string), `comment`, `target` (`node` or an alias), `nodes` (aliases), `wait_online_seconds`, `execution_timeout_seconds` |
 //! | `route53` | task | `zone_id`, `ttl`, `upsert`/`delete` (lists of `{name, type, value(s), ttl}`), `defer`, `nodes` |
 //! | `sns_report` | task | `topic_arn`, `subject`, `message` |
 //! | `set_properties` | task | `properties` (mapping of name → template), `nodes` |
@@ -310,6 +310,10 @@ mod tests {
             ""
         );
         assert!(errs("ssm_command: {commands: [x], target: boss}").contains("target `boss`"));
+        assert!(
+            errs("ssm_command: {commands: [x], execution_timeout_seconds: 0}")
+                .contains("execution_timeout_seconds must be between 1 and 172800, not 0")
+        );
         assert!(errs("route53: {zone_id: Z1}").contains("at least one record"));
         assert!(
             errs("route53: {zone_id: Z1, upsert: [{name: a}]}").contains("`value` or `values`")

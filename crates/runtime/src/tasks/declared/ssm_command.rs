@@ -42,6 +42,7 @@ impl Task for SsmCommand {
             instance_ids: instance_ids.clone(),
             commands,
             comment: comment.clone(),
+            execution_timeout: self.execution_timeout,
             idempotency_key: key,
         };
         let id = cx.services.runner.send(&command).await?;
