@@ -45,7 +45,7 @@ pub use dynamo::{
 pub use ec2::Ec2Snapshots;
 pub use route53::Route53Dns;
 pub use sns::SnsReporter;
-pub use ssm::{ParameterStore, SsmRunner};
+pub use ssm::{DEFAULT_EXECUTION_TIMEOUT, ParameterStore, SsmRunner};
 
 use lifecycle_runtime::Services;
 use lifecycle_runtime::capability::Snapshots;
@@ -60,6 +60,9 @@ pub struct Timeouts {
     pub attempt: Duration,
     /// Establishing a connection.
     pub connect: Duration,
+    /// How long an SSM command may run on its instances (`executionTimeout`) when its task
+    /// sets none.
+    pub command: Duration,
 }
 
 impl Default for Timeouts {
@@ -70,16 +73,18 @@ impl Default for Timeouts {
             operation: Duration::from_secs(30),
             attempt: Duration::from_secs(10),
             connect: Duration::from_secs(3),
+            command: ssm::DEFAULT_EXECUTION_TIMEOUT,
         }
     }
 }
 
 impl Timeouts {
-    /// The default limits with the operation and attempt timeouts given.
-    pub fn new(operation: Duration, attempt: Duration) -> Self {
+    /// The default limits with the operation, attempt and command timeouts given.
+    pub fn new(operation: Duration, attempt: Duration, command: Duration) -> Self {
         Timeouts {
             operation,
             attempt,
+            command,
             ..Timeouts::default()
         }
     }
@@ -99,15 +104,15 @@ pub async fn load_config(timeouts: &Timeouts) -> aws_config::SdkConfig {
         .await
 }
 
-/// Every capability backed by AWS, with the state in DynamoDB table `table` (and the default
-/// redactor).
-pub fn services(config: &aws_config::SdkConfig, table: &str) -> Services {
+/// Every capability backed by AWS, with the state in DynamoDB table `table`, commands limited
+/// by `timeouts.command` unless their task says otherwise (and the default redactor).
+pub fn services(config: &aws_config::SdkConfig, table: &str, timeouts: &Timeouts) -> Services {
     let clock = Arc::new(TokioClock);
     Services::new(
         Arc::new(DynamoStore::new(config, table)),
         Arc::new(DynamoStore::new(config, table)),
         Arc::new(AutoScalingActions::new(config, clock.clone())),
-        Arc::new(SsmRunner::new(config, clock.clone())),
+        Arc::new(SsmRunner::new(config, clock.clone()).with_execution_timeout(timeouts.command)),
         Arc::new(Route53Dns::new(config)),
         Arc::new(SnsReporter::new(config)),
         Arc::new(ParameterStore::new(config)),
@@ -128,5 +133,5 @@ fn snapshots(_: &aws_config::SdkConfig) -> Option<Arc<dyn Snapshots>> {
 
 /// [`load_config`] then [`services`].
 pub async fn load_services(table: &str, timeouts: &Timeouts) -> Services {
-    services(&load_config(timeouts).await, table)
+    services(&load_config(timeouts).await, table, timeouts)
 }

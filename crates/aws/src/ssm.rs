@@ -20,11 +20,16 @@ const ONLINE_POLL: Duration = Duration::from_secs(5);
 /// The document that runs shell lines on Linux.
 pub const SHELL_DOCUMENT: &str = "AWS-RunShellScript";
 
+/// The `executionTimeout` of a command whose task sets none: 10 minutes, always sent
+/// explicitly (the document's own default is an hour) so it cannot race the hook's timeout.
+pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// SSM through the AWS SDK.
 #[derive(Clone)]
 pub struct SsmRunner {
     client: Client,
     clock: Arc<dyn Clock>,
+    execution_timeout: Duration,
 }
 
 impl std::fmt::Debug for SsmRunner {
@@ -36,15 +41,22 @@ impl std::fmt::Debug for SsmRunner {
 impl SsmRunner {
     /// SSM on `config`, waiting with `clock`.
     pub fn new(config: &aws_config::SdkConfig, clock: Arc<dyn Clock>) -> Self {
-        SsmRunner {
-            client: Client::new(config),
-            clock,
-        }
+        Self::with_client(Client::new(config), clock)
     }
 
     /// SSM with an existing client.
     pub fn with_client(client: Client, clock: Arc<dyn Clock>) -> Self {
-        SsmRunner { client, clock }
+        SsmRunner {
+            client,
+            clock,
+            execution_timeout: DEFAULT_EXECUTION_TIMEOUT,
+        }
+    }
+
+    /// The `executionTimeout` of a command whose task sets none (default 600 s).
+    pub fn with_execution_timeout(mut self, timeout: Duration) -> Self {
+        self.execution_timeout = timeout;
+        self
     }
 
     async fn offline(&self, instance_ids: &[String]) -> Result<Vec<String>, Fault> {
@@ -114,7 +126,13 @@ impl CommandRunner for SsmRunner {
             .parameters("commands", lines)
             .parameters(
                 "executionTimeout",
-                vec![command.execution_timeout.as_secs().to_string()],
+                vec![
+                    command
+                        .execution_timeout
+                        .unwrap_or(self.execution_timeout)
+                        .as_secs()
+                        .to_string(),
+                ],
             )
             .send()
             .await

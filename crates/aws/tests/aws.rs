@@ -402,7 +402,7 @@ async fn commands_wait_for_the_agent_and_are_sent() {
         instance_ids: ids.clone(),
         commands: vec![Sensitive::new("echo s3cr3t".into(), "echo ***".into())],
         comment: "x".repeat(150),
-        execution_timeout: std::time::Duration::from_secs(600),
+        execution_timeout: None,
         idempotency_key: "k".into(),
     };
     let id = ssm.send(&cmd).await.unwrap();
@@ -426,7 +426,7 @@ async fn commands_wait_for_the_agent_and_are_sent() {
     assert_eq!(
         sent.parameters().unwrap()["executionTimeout"],
         vec!["600".to_owned()],
-        "the command's timeout is explicit, so it cannot race the hook's"
+        "the command's timeout is explicit (the runner's default), so it cannot race the hook's"
     );
 
     // An agent that is not online: the wait ends at its bound (simulated time) with an error a

@@ -146,6 +146,11 @@ impl CommandRunner for Recorder {
     async fn send(&self, command: &ShellCommand) -> Result<String, Fault> {
         let id = derived_id(&command.idempotency_key);
         let shown: Vec<&str> = command.commands.iter().map(Sensitive::shown).collect();
+        let mut parameters = json!({"commands": shown});
+        // The runner's default applies when the task sets none: only what the task set shows.
+        if let Some(t) = command.execution_timeout {
+            parameters["executionTimeout"] = json!([t.as_secs().to_string()]);
+        }
         self.record(
             "ssm",
             "SendCommand",
@@ -153,10 +158,7 @@ impl CommandRunner for Recorder {
                 "DocumentName": "AWS-RunShellScript",
                 "InstanceIds": command.instance_ids,
                 "Comment": command.comment,
-                "Parameters": {
-                    "commands": shown,
-                    "executionTimeout": [command.execution_timeout.as_secs().to_string()],
-                },
+                "Parameters": parameters,
                 "CommandId": id,
             }),
         );

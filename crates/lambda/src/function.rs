@@ -89,8 +89,11 @@ impl Function {
     /// nor declared (the function registers none of its own).
     pub async fn init(settings: Settings) -> Result<Self, InitError> {
         let def = load_definition(&settings.config)?;
-        let timeouts =
-            lifecycle_aws::Timeouts::new(settings.operation_timeout, settings.attempt_timeout);
+        let timeouts = lifecycle_aws::Timeouts::new(
+            settings.operation_timeout,
+            settings.attempt_timeout,
+            settings.command_timeout,
+        );
         let services = lifecycle_aws::load_services(&settings.table, &timeouts).await;
         Self::new(def, services, settings)
     }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lifecycle::config::declared::EXECUTION_TIMEOUT_MAX;
 use serde_json::{Map, Value};
 
 /// One problem with the environment.
@@ -33,6 +34,9 @@ pub struct Settings {
     pub operation_timeout: Duration,
     /// `LIFECYCLE_ATTEMPT_TIMEOUT_MS`: one attempt of an AWS operation (default 10000).
     pub attempt_timeout: Duration,
+    /// `LIFECYCLE_COMMAND_TIMEOUT_SECONDS`: SSM's `executionTimeout` for a command whose task
+    /// sets none (default 600 s; at most 172800).
+    pub command_timeout: Duration,
     /// `LIFECYCLE_DEFAULT_METADATA`: a JSON object merged under each lifecycle event's
     /// `NotificationMetadata` (the event's keys win).
     pub default_metadata: Map<String, Value>,
@@ -60,6 +64,17 @@ impl Settings {
         let attempt_timeout = millis("LIFECYCLE_ATTEMPT_TIMEOUT_MS", 10_000);
         let wait_timeout = number(&var, "LIFECYCLE_WAIT_TIMEOUT_SECONDS", &mut errors)
             .map_or(Duration::from_secs(300), Duration::from_secs);
+        let command_timeout = match number(&var, "LIFECYCLE_COMMAND_TIMEOUT_SECONDS", &mut errors) {
+            None => lifecycle_aws::DEFAULT_EXECUTION_TIMEOUT,
+            Some(s) if (1..=EXECUTION_TIMEOUT_MAX).contains(&s) => Duration::from_secs(s),
+            Some(s) => {
+                errors.push(SettingError {
+                    variable: "LIFECYCLE_COMMAND_TIMEOUT_SECONDS",
+                    problem: format!("must be between 1 and {EXECUTION_TIMEOUT_MAX}, not {s}"),
+                });
+                lifecycle_aws::DEFAULT_EXECUTION_TIMEOUT
+            }
+        };
         if attempt_timeout > operation_timeout {
             errors.push(SettingError {
                 variable: "LIFECYCLE_ATTEMPT_TIMEOUT_MS",
@@ -116,6 +131,7 @@ impl Settings {
             wait_timeout,
             operation_timeout,
             attempt_timeout,
+            command_timeout,
             default_metadata,
             function_name,
         })
@@ -164,6 +180,7 @@ mod tests {
         assert_eq!(s.wait_timeout, Duration::from_secs(300));
         assert_eq!(s.operation_timeout, Duration::from_secs(30));
         assert_eq!(s.attempt_timeout, Duration::from_secs(10));
+        assert_eq!(s.command_timeout, Duration::from_secs(600));
         assert!(s.default_metadata.is_empty());
     }
 
@@ -174,6 +191,7 @@ mod tests {
             ("LIFECYCLE_DEFAULT_METADATA", "[1]"),
             ("LIFECYCLE_OPERATION_TIMEOUT_MS", "1000"),
             ("LIFECYCLE_ATTEMPT_TIMEOUT_MS", "2000"),
+            ("LIFECYCLE_COMMAND_TIMEOUT_SECONDS", "0"),
         ])
         .unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -181,6 +199,7 @@ mod tests {
             text,
             [
                 "LIFECYCLE_DEADLINE_MARGIN_MS: \"five\" is not a whole number",
+                "LIFECYCLE_COMMAND_TIMEOUT_SECONDS: must be between 1 and 172800, not 0",
                 "LIFECYCLE_ATTEMPT_TIMEOUT_MS: 2000 ms is longer than the whole operation's 1000 ms (LIFECYCLE_OPERATION_TIMEOUT_MS)",
                 "LIFECYCLE_TABLE: required: the DynamoDB state table's name",
                 "LIFECYCLE_DEFAULT_METADATA: must be a JSON object, not [1]",

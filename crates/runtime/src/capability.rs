@@ -144,8 +144,9 @@ pub struct ShellCommand {
     pub commands: Vec<Sensitive>,
     /// The comment (at most 100 characters, as SSM allows).
     pub comment: String,
-    /// How long the command may run on the instance (SSM's `executionTimeout`).
-    pub execution_timeout: std::time::Duration,
+    /// How long the command may run on the instance (SSM's `executionTimeout`); `None`: the
+    /// runner's default.
+    pub execution_timeout: Option<std::time::Duration>,
     /// A key that is the same when the same task sends the same command for the same event:
     /// lets an implementation recognise a redelivered event.
     pub idempotency_key: String,

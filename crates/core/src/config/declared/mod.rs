@@ -41,7 +41,7 @@ pub use read_parameter::ReadParameter;
 pub use route53::{RecordAction, RecordTemplate, Route53};
 pub use set_properties::SetProperties;
 pub use sns_report::SnsReport;
-pub use ssm_command::{SSM_COMMENT_MAX, SsmCommand};
+pub use ssm_command::{EXECUTION_TIMEOUT_MAX, SSM_COMMENT_MAX, SsmCommand};
 
 use super::template::Template;
 use crate::node::Node;

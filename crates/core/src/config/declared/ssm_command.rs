@@ -25,21 +25,16 @@ pub(super) struct Params {
     nodes: BTreeMap<String, Query>,
     #[serde(default = "default_online_wait")]
     wait_online_seconds: u64,
-    #[serde(default = "default_execution_timeout")]
-    execution_timeout_seconds: u64,
+    #[serde(default)]
+    execution_timeout_seconds: Option<u64>,
 }
 
 fn default_online_wait() -> u64 {
     120
 }
 
-/// The command's `executionTimeout` unless set: 10 minutes.
-fn default_execution_timeout() -> u64 {
-    600
-}
-
 /// The longest `executionTimeout` `AWS-RunShellScript` accepts: 48 hours.
-const EXECUTION_TIMEOUT_MAX: u64 = 172_800;
+pub const EXECUTION_TIMEOUT_MAX: u64 = 172_800;
 
 /// A checked `ssm_command` declaration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,9 +50,10 @@ pub struct SsmCommand {
     pub aliases: Aliases,
     /// How long to wait at most for the SSM agent to be online.
     pub wait_online: Duration,
-    /// How long the command may run on the instance (`executionTimeout`, set explicitly so
-    /// that it cannot race the lifecycle hook's timeout).
-    pub execution_timeout: Duration,
+    /// How long the command may run on the instance (`executionTimeout`); `None`: the
+    /// runtime's default (the Lambda's `LIFECYCLE_COMMAND_TIMEOUT_SECONDS`, 600 s). Always
+    /// sent explicitly, so that it cannot race the lifecycle hook's timeout.
+    pub execution_timeout: Option<Duration>,
 }
 
 impl SsmCommand {
@@ -68,10 +64,11 @@ impl SsmCommand {
             return Err(vec!["`commands` is empty".into()]);
         }
         let mut errors = Vec::new();
-        if !(1..=EXECUTION_TIMEOUT_MAX).contains(&p.execution_timeout_seconds) {
+        if let Some(t) = p.execution_timeout_seconds
+            && !(1..=EXECUTION_TIMEOUT_MAX).contains(&t)
+        {
             errors.push(format!(
-                "execution_timeout_seconds must be between 1 and {EXECUTION_TIMEOUT_MAX}, not {}",
-                p.execution_timeout_seconds
+                "execution_timeout_seconds must be between 1 and {EXECUTION_TIMEOUT_MAX}, not {t}"
             ));
         }
         if let Some(t) = &p.target
@@ -96,7 +93,7 @@ impl SsmCommand {
                 target: p.target.filter(|t| t != "node"),
                 aliases,
                 wait_online: Duration::from_secs(p.wait_online_seconds),
-                execution_timeout: Duration::from_secs(p.execution_timeout_seconds),
+                execution_timeout: p.execution_timeout_seconds.map(Duration::from_secs),
             }),
             (commands, comment) => {
                 errors.extend(commands.err().unwrap_or_default());
