@@ -11,7 +11,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::{Moto, MotoGuard};
@@ -135,26 +134,6 @@ fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The ids of the commands sent so far, oldest first.
-async fn commands(config: &SdkConfig) -> Vec<String> {
-    let mut listed: Vec<(String, f64)> = aws_sdk_ssm::Client::new(config)
-        .list_commands()
-        .send()
-        .await
-        .unwrap()
-        .commands()
-        .iter()
-        .map(|c| {
-            (
-                c.command_id().unwrap().to_owned(),
-                c.requested_date_time().map_or(0.0, |t| t.as_secs_f64()),
-            )
-        })
-        .collect();
-    listed.sort_by(|a, b| a.1.total_cmp(&b.1));
-    listed.into_iter().map(|(id, _)| id).collect()
-}
-
 #[tokio::test]
 async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
     let moto = Moto::shared();
@@ -236,7 +215,7 @@ async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
     assert_eq!(r["final_state"], "joining", "{r:#}");
     assert_eq!(r["stopped_by"], "stop_after_state_change");
     assert_eq!(status_of().await.as_deref(), Some("joining"));
-    let sent = commands(&config).await;
+    let sent = support::sent_commands(&config).await;
     assert_eq!(sent.len(), 1);
     let join = sent[0].clone();
     // The command reached SSM with the token; the stored record has it masked.
@@ -304,7 +283,7 @@ async fn a_worker_launches_and_terminates_through_lifecycle_handle() {
         &lifecycle_event("e-term", &instance, false, term_token, &zone),
     );
     assert_eq!(r["final_state"], "leaving", "{r:#}");
-    let leave = commands(&config)
+    let leave = support::sent_commands(&config)
         .await
         .into_iter()
         .find(|c| *c != join)

@@ -155,25 +155,6 @@ async fn status_of(moto: &MotoGuard, instance: &str) -> Option<String> {
         .and_then(|i| i.get("ItemStatus").and_then(|s| s.as_s().ok().cloned()))
 }
 
-async fn commands(moto: &MotoGuard) -> Vec<String> {
-    let mut listed: Vec<(String, f64)> = aws_sdk_ssm::Client::new(&moto.sdk().await)
-        .list_commands()
-        .send()
-        .await
-        .unwrap()
-        .commands()
-        .iter()
-        .map(|c| {
-            (
-                c.command_id().unwrap().to_owned(),
-                c.requested_date_time().map_or(0.0, |t| t.as_secs_f64()),
-            )
-        })
-        .collect();
-    listed.sort_by(|a, b| a.1.total_cmp(&b.1));
-    listed.into_iter().map(|(id, _)| id).collect()
-}
-
 fn response(answer: Answer, logs: &Path) -> Value {
     match answer {
         Answer::Response(v) => v,
@@ -226,7 +207,7 @@ async fn one_container_runs_a_launch_a_status_event_and_an_sqs_batch() {
     );
     assert_eq!(r["stopped_by"], json!(["stop_after_state_change"]), "{r}");
     assert_eq!(status_of(&moto, &first).await.as_deref(), Some("joining"));
-    let join = commands(&moto).await.remove(0);
+    let join = support::sent_commands(&config).await.remove(0);
 
     // Its status event, wrapped in SNS: the hook is completed with CONTINUE.
     let r = response(

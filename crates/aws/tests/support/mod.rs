@@ -536,3 +536,22 @@ pub async fn group(
         })
         .unwrap_or_default()
 }
+
+/// The ids of the SSM commands sent so far, oldest first.
+pub async fn sent_commands(config: &aws_config::SdkConfig) -> Vec<String> {
+    let listed = aws_sdk_ssm::Client::new(config)
+        .list_commands()
+        .send()
+        .await
+        .expect("ListCommands");
+    let mut sent: Vec<(String, f64)> = listed
+        .commands()
+        .iter()
+        .filter_map(|c| {
+            let id = c.command_id()?.to_owned();
+            Some((id, c.requested_date_time().map_or(0.0, |t| t.as_secs_f64())))
+        })
+        .collect();
+    sent.sort_by(|a, b| a.1.total_cmp(&b.1));
+    sent.into_iter().map(|(id, _)| id).collect()
+}
