@@ -303,3 +303,76 @@ async fn a_record_wait_cut_by_the_deadline_is_retryable_not_dropped() {
     assert!(r.retryable);
     assert_eq!(clock.elapsed(), Duration::from_secs(3));
 }
+
+/// Time on tokio's clock (paused in the test: it advances only when every task waits), as
+/// the AWS runtime's clock does in a Lambda.
+struct TokioTestClock {
+    start: std::time::SystemTime,
+    origin: tokio::time::Instant,
+}
+
+#[async_trait::async_trait]
+impl Clock for TokioTestClock {
+    fn now(&self) -> std::time::SystemTime {
+        self.start + self.origin.elapsed()
+    }
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_task_of_a_lifecycle_event_keeps_the_action_alive_with_heartbeats() {
+    // SPEC 8: while the lifecycle action waits on our work (here a task that takes 35 s, as
+    // a wait for the SSM agent or a snapshot does), a heartbeat goes out every interval.
+    const CFG: &str = r#"
+transitions:
+  - {source: serving, dest: drained, triggers: [{name: drain, before: [slow]}]}
+"#;
+    let store = LocalStore::memory();
+    store.insert_item(node("i-1", "serving")).unwrap();
+    let recorder = Recorder::default();
+    let clock = Arc::new(TokioTestClock {
+        start: std::time::SystemTime::UNIX_EPOCH,
+        origin: tokio::time::Instant::now(),
+    });
+    let mut registry = Registry::new();
+    registry.register_task("slow", Arc::new(Slow(Duration::from_secs(35))));
+    let mut options = Options::default();
+    options.heartbeat_interval = Duration::from_secs(10);
+    let d = build(
+        CFG,
+        &registry,
+        embedded(&store, &recorder, clock),
+        options.clone(),
+    );
+    let r = d.handle(terminate("i-1"), Deadline::NONE).await;
+    assert_eq!(r.final_state, "drained", "{r:?}");
+    let beats: Vec<_> = recorder
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "RecordLifecycleActionHeartbeat")
+        .collect();
+    assert_eq!(beats.len(), 3, "at 10, 20 and 30 s: {beats:?}");
+    assert_eq!(beats[0].input["LifecycleActionToken"], "token-i-1");
+
+    // A scheduled event has no lifecycle action: nothing to keep alive.
+    const SCHEDULED: &str = r#"
+transitions:
+  - {source: nightly, dest: null, triggers: [{name: run, before: [slow]}]}
+"#;
+    let recorder = Recorder::default();
+    let clock = Arc::new(TokioTestClock {
+        start: std::time::SystemTime::UNIX_EPOCH,
+        origin: tokio::time::Instant::now(),
+    });
+    let d = build(
+        SCHEDULED,
+        &registry,
+        embedded(&store, &recorder, clock),
+        options,
+    );
+    let r = d.handle(common::scheduled("nightly"), Deadline::NONE).await;
+    assert_eq!(r.error, None, "{r:?}");
+    assert!(recorder.calls().is_empty(), "{:?}", recorder.calls());
+}

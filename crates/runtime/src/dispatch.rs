@@ -3,7 +3,9 @@
 //! task, evaluate a condition, persist a state with a compare-and-set), through the
 //! [`Services`], and feeds every result back. It decides nothing itself.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
@@ -184,7 +186,8 @@ impl Dispatcher {
                         deadline,
                         name,
                     );
-                    match self.bound.task(id).run(&mut cx).await {
+                    let work = self.bound.task(id).run(&mut cx);
+                    match keeping_alive(&self.services, &event, &self.options, work).await {
                         Ok(()) => Feedback::Done,
                         Err(e) => Feedback::Failed(e),
                     }
@@ -334,6 +337,62 @@ impl Dispatcher {
         node.status = to.to_owned();
         Feedback::Persisted
     }
+}
+
+/// Runs `work` — a task, which may wait on our own work: the SSM agent, a snapshot, the
+/// scaling activity — while, for an event with a lifecycle action, a heartbeat keeps the
+/// action alive every `heartbeat_interval` (SPEC 8). A task that ends before the first
+/// interval sends none. A failed heartbeat is logged; the task goes on.
+async fn keeping_alive<T>(
+    services: &Services,
+    event: &Event,
+    options: &Options,
+    work: impl Future<Output = T>,
+) -> T {
+    let interval = options.heartbeat_interval;
+    let Some(action) = event.lifecycle.as_ref().filter(|_| !interval.is_zero()) else {
+        return work.await;
+    };
+    let beats = async {
+        loop {
+            services.clock.sleep(interval).await;
+            match services.lifecycle.heartbeat(action).await {
+                Ok(_) => {
+                    tracing::info!(instance = %action.instance_id, "lifecycle heartbeat while a task runs")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "lifecycle heartbeat failed while a task runs")
+                }
+            }
+            // Let the task run between two heartbeats, whatever the clock does.
+            yield_once().await;
+        }
+    };
+    let mut work = std::pin::pin!(work);
+    let mut beats = std::pin::pin!(beats);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            return Poll::Ready(done);
+        }
+        // The heartbeats never end: only the task decides when this is over.
+        let _ = beats.as_mut().poll(cx);
+        Poll::Pending
+    })
+    .await
+}
+
+/// A future that is pending once, then ready.
+fn yield_once() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
 }
 
 fn error_report(mut report: Report, e: &DispatchError) -> Report {
