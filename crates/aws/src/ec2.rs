@@ -114,7 +114,10 @@ impl Snapshots for Ec2Snapshots {
     async fn create(&self, request: &SnapshotRequest) -> Result<String, Fault> {
         let volume = match &request.volume {
             VolumeRef::Id(id) => id.clone(),
-            VolumeRef::Device(device) => self.volume_at(&request.instance_id, device).await?,
+            VolumeRef::Device {
+                instance_id,
+                device,
+            } => self.volume_at(instance_id, device).await?,
         };
         let tags = request
             .tags

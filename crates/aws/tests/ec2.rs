@@ -40,8 +40,10 @@ async fn a_volume_found_by_device_is_snapshotted_with_tags() {
     let clock = Arc::new(ManualClock::default());
     let snapshots = Ec2Snapshots::new(&config, clock.clone());
     let request = SnapshotRequest {
-        instance_id: instance.clone(),
-        volume: VolumeRef::Device(root.replace("/dev/sd", "/dev/xvd")),
+        volume: VolumeRef::Device {
+            instance_id: instance.clone(),
+            device: root.replace("/dev/sd", "/dev/xvd"),
+        },
         description: "backup: test".into(),
         tags: vec![
             ("Name".into(), instance.clone()),
@@ -69,7 +71,10 @@ async fn a_volume_found_by_device_is_snapshotted_with_tags() {
     assert!(tags.contains(&("Rule", "backup")), "{tags:?}");
 
     let missing = SnapshotRequest {
-        volume: VolumeRef::Device("/dev/sdz".into()),
+        volume: VolumeRef::Device {
+            instance_id: instance.clone(),
+            device: "/dev/sdz".into(),
+        },
         ..request
     };
     let e = snapshots.create(&missing).await.unwrap_err();

@@ -197,13 +197,16 @@ impl Snapshots for Recorder {
     async fn create(&self, request: &SnapshotRequest) -> Result<String, Fault> {
         let volume = match &request.volume {
             VolumeRef::Id(id) => id.clone(),
-            VolumeRef::Device(device) => {
+            VolumeRef::Device {
+                instance_id,
+                device,
+            } => {
                 self.record(
                     "ec2",
                     "DescribeInstances",
-                    json!({"InstanceIds": [request.instance_id]}),
+                    json!({"InstanceIds": [instance_id]}),
                 );
-                format!("(volume at {device})")
+                format!("(volume at {device} of {instance_id})")
             }
         };
         let tags: Vec<Value> = request
@@ -211,10 +214,7 @@ impl Snapshots for Recorder {
             .iter()
             .map(|(k, v)| json!({"Key": k, "Value": v}))
             .collect();
-        let id = format!(
-            "snap-{}",
-            &derived_id(&format!("{}/{volume}", request.instance_id)).replace('-', "")[..17]
-        );
+        let id = format!("snap-{}", &derived_id(&volume).replace('-', "")[..17]);
         self.record(
             "ec2",
             "CreateSnapshot",

@@ -376,3 +376,46 @@ transitions:
     assert_eq!(r.error, None, "{r:?}");
     assert!(recorder.calls().is_empty(), "{:?}", recorder.calls());
 }
+
+#[tokio::test]
+async fn a_scheduled_snapshot_by_volume_id_needs_no_node() {
+    // A scheduled event names no node: a snapshot there names its volume by id (a device
+    // needs the node's instance to look it up).
+    const CFG: &str = r#"
+tasks:
+  snapshot_volumes:
+    ec2_snapshot: {volume_id: vol-0123456789abcdef0, tags: {Purpose: backup, Rule: "{event.name}"}}
+  snapshot_root:
+    ec2_snapshot: {device: /dev/xvda}
+transitions:
+  - {source: backup, dest: backed_up, triggers: [{name: snapshot, before: [snapshot_volumes]}]}
+  - {source: root, dest: rooted, triggers: [{name: snapshot_root, before: [snapshot_root]}]}
+"#;
+    let store = LocalStore::memory();
+    let recorder = Recorder::default();
+    let d = build(
+        CFG,
+        &Registry::new(),
+        embedded(&store, &recorder, Arc::new(ManualClock::default())),
+        Options::default(),
+    );
+    let r = d.handle(common::scheduled("backup"), Deadline::NONE).await;
+    assert_eq!(r.error, None, "{r:?}");
+    assert_eq!(r.final_state, "backed_up");
+    let calls = recorder.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].operation, "CreateSnapshot");
+    assert_eq!(calls[0].input["VolumeId"], "vol-0123456789abcdef0");
+    assert_eq!(
+        calls[0].input["TagSpecifications"][0]["Tags"][1],
+        serde_json::json!({"Key": "Rule", "Value": "backup"})
+    );
+
+    // By device, a nodeless event fails with a clear error (and enters failure handling).
+    let r = d.handle(common::scheduled("root"), Deadline::NONE).await;
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert!(
+        r.errors[0].message.contains("the event has no node"),
+        "{r:?}"
+    );
+}

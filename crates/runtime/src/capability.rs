@@ -204,20 +204,23 @@ pub trait Reporter: Send + Sync {
     async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> Result<(), Fault>;
 }
 
-/// Which volume of an instance to snapshot.
+/// Which volume to snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum VolumeRef {
-    /// A volume id (`vol-...`).
+    /// A volume id (`vol-...`): no instance needed (a scheduled event has none).
     Id(String),
-    /// The device name the volume is attached as (`/dev/xvdf`), looked up on the instance.
-    Device(String),
+    /// The volume attached to an instance as a device (`/dev/xvdf`), looked up on it.
+    Device {
+        /// The instance.
+        instance_id: String,
+        /// The device name.
+        device: String,
+    },
 }
 
 /// An EBS snapshot to take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRequest {
-    /// The instance the volume belongs to.
-    pub instance_id: String,
     /// The volume.
     pub volume: VolumeRef,
     /// The snapshot's description.

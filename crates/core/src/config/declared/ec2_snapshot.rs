@@ -55,15 +55,20 @@ pub struct Ec2Snapshot {
 impl Ec2Snapshot {
     pub(super) fn new(p: Params) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
+        // A volume named by id needs no node (a scheduled event has none), so neither does
+        // its default description.
+        let default_description = if p.device.is_some() {
+            "{event.name}: {node.Ident}"
+        } else {
+            "{event.name}"
+        };
         let volume = match (p.volume_id, p.device) {
             (Some(v), None) => template(&v, &[], "volume_id").map(Volume::Id),
             (None, Some(d)) => template(&d, &[], "device").map(Volume::Device),
             _ => Err(vec!["give exactly one of `volume_id`, `device`".into()]),
         };
         let description = template(
-            p.description
-                .as_deref()
-                .unwrap_or("{event.name}: {node.Ident}"),
+            p.description.as_deref().unwrap_or(default_description),
             &[],
             "description",
         );

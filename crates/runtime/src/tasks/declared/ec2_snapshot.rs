@@ -25,10 +25,12 @@ impl Task for Ec2Snapshot {
         let v = values(cx, &none);
         let volume = match &self.volume {
             Volume::Id(t) => VolumeRef::Id(t.render(&v)?.expose().to_owned()),
-            Volume::Device(t) => VolumeRef::Device(t.render(&v)?.expose().to_owned()),
+            Volume::Device(t) => VolumeRef::Device {
+                instance_id: cx.node()?.id.clone(),
+                device: t.render(&v)?.expose().to_owned(),
+            },
         };
         let request = SnapshotRequest {
-            instance_id: cx.node()?.id.clone(),
             volume,
             description: self.description.render(&v)?.shown().to_owned(),
             tags: self
