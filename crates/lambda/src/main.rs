@@ -38,9 +38,10 @@ async fn main() -> Result<(), Error> {
     let function = match function {
         Ok(f) => f,
         Err(e) => {
-            // Every problem, in the log; the init fails, so no event meets it.
+            // Every problem, in the log; the init fails, so no event meets it. (Returning the
+            // error would print it again, as Debug.)
             tracing::error!(error = %e, "init failed");
-            return Err(e.into());
+            std::process::exit(1);
         }
     };
     tracing::info!(
