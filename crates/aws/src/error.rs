@@ -28,6 +28,25 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalFailure",
     "InternalServerError",
     "InternalServerErrorException",
+    // Credentials that expired mid-invocation are renewed by the SDK's provider on retry.
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "KMSThrottlingException",
+    "EC2ThrottledException",
+    // A DynamoDB transaction in conflict with another one: the other will finish.
+    "TransactionConflictException",
+];
+
+/// Codes that are transient for one operation only. SSM answers `InvalidInstanceId` to
+/// `SendCommand` and `DescribeInstanceInformation` for an instance whose agent has not
+/// registered yet (a launch is commonly that young) just as for one that does not exist:
+/// the first is mended by waiting, and the second ends when its retries run out.
+const TRANSIENT_FOR: &[(&str, &str)] = &[
+    ("SendCommand", "InvalidInstanceId"),
+    ("DescribeInstanceInformation", "InvalidInstanceId"),
 ];
 
 /// Error codes that mean "what was asked for does not exist".
@@ -47,16 +66,24 @@ const NO_ACTIVE_ACTION: (&str, &str) = ("ValidationError", "No active Lifecycle 
 /// The classification table: what a retry can do about an error of an AWS call, from its code,
 /// its HTTP status and — for [`NO_ACTIVE_ACTION`] only — its message.
 ///
-/// - `Transient`: a throttling or server-fault code ([`TRANSIENT_CODES`]), HTTP 429 or any
-///   5xx, and — `transport` — a timeout, a dispatch failure or an unreadable response;
+/// - `Transient`: a throttling, server-fault or expired-credentials code
+///   ([`TRANSIENT_CODES`]), an operation's own transient code ([`TRANSIENT_FOR`]), HTTP 429
+///   or any 5xx, and — `transport` — a timeout, a dispatch failure or an unreadable response;
 /// - `Conflict`: a conditional write whose condition did not hold;
 /// - `NotFound`: a missing SSM parameter, and no active lifecycle action (see
 ///   [`NO_ACTIVE_ACTION`]);
 /// - `Permanent`: everything else (access denied, validation errors, an unknown group, ...).
-fn classify(code: Option<&str>, status: Option<u16>, message: &str, transport: bool) -> FaultKind {
+fn classify(
+    operation: &str,
+    code: Option<&str>,
+    status: Option<u16>,
+    message: &str,
+    transport: bool,
+) -> FaultKind {
     let has = |codes: &[&str]| code.is_some_and(|c| codes.contains(&c));
     if transport
         || has(TRANSIENT_CODES)
+        || TRANSIENT_FOR.contains(&(operation, code.unwrap_or_default()))
         || status.is_some_and(|s| s == 429 || (500..600).contains(&s))
     {
         FaultKind::Transient
@@ -94,7 +121,7 @@ where
         }
         _ => (None, DisplayErrorContext(err).to_string(), false),
     };
-    let kind = classify(code.as_deref(), status, &message, transport);
+    let kind = classify(operation, code.as_deref(), status, &message, transport);
     Fault::Service {
         operation: operation.to_owned(),
         code,
@@ -214,6 +241,43 @@ mod tests {
                 "code, status and message are kept"
             );
         }
+    }
+
+    #[test]
+    fn expired_credentials_and_more_throttles_are_transient() {
+        for code in [
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "RequestExpired",
+            "RequestTimeout",
+            "RequestTimeoutException",
+            "KMSThrottlingException",
+            "EC2ThrottledException",
+            "TransactionConflictException",
+        ] {
+            assert_eq!(
+                answered(400, code, "x").kind(),
+                FaultKind::Transient,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ssm_agent_not_registered_yet_is_transient_for_ssm_only() {
+        let unregistered = answer(400, "InvalidInstanceId", "Instances not in a valid state");
+        for op in ["SendCommand", "DescribeInstanceInformation"] {
+            assert_eq!(
+                fault(op, &unregistered).kind(),
+                FaultKind::Transient,
+                "{op}"
+            );
+        }
+        // The same code from another service's operation stays permanent.
+        assert_eq!(
+            fault("CreateSnapshot", &unregistered).kind(),
+            FaultKind::Permanent
+        );
     }
 
     #[test]

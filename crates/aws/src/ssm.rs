@@ -94,7 +94,16 @@ impl SsmRunner {
 impl CommandRunner for SsmRunner {
     async fn wait_online(&self, instance_ids: &[String], until: SystemTime) -> Result<(), Fault> {
         let waited = poll_until(self.clock.as_ref(), until, ONLINE_POLL, || async {
-            let offline = self.offline(instance_ids).await?;
+            let offline = match self.offline(instance_ids).await {
+                Ok(offline) => offline,
+                // An agent that has not registered yet (InvalidInstanceId, transient for this
+                // call): keep waiting, as for one that is registered but offline.
+                Err(e) if e.is_transient() => {
+                    tracing::info!(error = %e, "SSM does not know the agent yet");
+                    instance_ids.to_vec()
+                }
+                Err(e) => return Err(e),
+            };
             if offline.is_empty() {
                 return Ok(ControlFlow::Break(()));
             }

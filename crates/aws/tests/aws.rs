@@ -439,14 +439,16 @@ async fn commands_wait_for_the_agent_and_are_sent() {
         "{e:?}"
     );
 
-    // An instance AWS does not know: InvalidInstanceId, permanent.
+    // An instance SSM does not know: InvalidInstanceId, which AWS also answers for an agent
+    // that has not registered yet — so a retry may mend it (transient), and its retries run
+    // out for an instance that never existed.
     let unknown = ShellCommand {
         instance_ids: vec!["i-0123456789abcdef0".into()],
         ..cmd
     };
     let e = ssm.send(&unknown).await.unwrap_err();
     assert!(
-        e.kind() == FaultKind::Permanent && e.code() == Some("InvalidInstanceId"),
+        e.kind() == FaultKind::Transient && e.code() == Some("InvalidInstanceId"),
         "{e:?}"
     );
     assert!(e.to_string().contains("InvalidInstanceId"), "{e}");

@@ -58,9 +58,16 @@ fn read_request(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 /// Serves `status`, `content_type` and `body` to every connection, on a free loopback port.
 fn canned(status: u16, content_type: &'static str, body: &'static str) -> String {
+    canned_sequence(content_type, vec![(status, body)])
+}
+
+/// Serves `replies` (status, body) in turn, one per connection, the last one from then on.
+fn canned_sequence(content_type: &'static str, replies: Vec<(u16, &'static str)>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
+        let mut replies = replies.into_iter();
+        let mut last = None;
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { return };
             // The whole request, head and body, before answering: a reply sent while the
@@ -68,6 +75,10 @@ fn canned(status: u16, content_type: &'static str, body: &'static str) -> String
             if read_request(&mut s).is_err() {
                 continue;
             }
+            if let Some(next) = replies.next() {
+                last = Some(next);
+            }
+            let Some((status, body)) = last else { return };
             let reply = format!(
                 "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nx-amzn-RequestId: canned\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
@@ -317,4 +328,42 @@ async fn no_active_lifecycle_action_is_not_a_failure() {
         asg.heartbeat(&data()).await.unwrap(),
         ActionState::NoActiveAction
     );
+}
+
+/// SSM's content type (JSON 1.1 protocol).
+const SSM_JSON: &str = "application/x-amz-json-1.1";
+const NOT_REGISTERED: &str = r#"{"__type":"InvalidInstanceId","message":"Instances [[i-1]] not in a valid state for account 123456789012"}"#;
+const ONLINE: &str = r#"{"InstanceInformationList":[{"InstanceId":"i-1","PingStatus":"Online"}]}"#;
+
+#[tokio::test]
+async fn an_ssm_agent_not_registered_yet_is_waited_for() {
+    use lifecycle_runtime::Clock;
+    use lifecycle_runtime::capability::CommandRunner;
+    // SSM answers InvalidInstanceId until the agent registers, then lists it online: the wait
+    // goes on through the first answer instead of failing the task.
+    let endpoint = canned_sequence(SSM_JSON, vec![(400, NOT_REGISTERED), (200, ONLINE)]);
+    let config = sdk_config(&endpoint).await;
+    let clock = Arc::new(ManualClock::default());
+    let ssm =
+        lifecycle_aws::SsmRunner::with_client(aws_sdk_ssm::Client::new(&config), clock.clone());
+    let start = clock.now();
+    let until = start + Duration::from_secs(60);
+    ssm.wait_online(&["i-1".to_owned()], until).await.unwrap();
+    assert_eq!(
+        clock.now().duration_since(start).unwrap(),
+        Duration::from_secs(5)
+    );
+
+    // Never registered: the wait ends at its bound with a transient error, not a permanent one.
+    let endpoint = canned_sequence(SSM_JSON, vec![(400, NOT_REGISTERED)]);
+    let config = sdk_config(&endpoint).await;
+    let ssm =
+        lifecycle_aws::SsmRunner::with_client(aws_sdk_ssm::Client::new(&config), clock.clone());
+    let until = clock.now() + Duration::from_secs(20);
+    let e = ssm
+        .wait_online(&["i-1".to_owned()], until)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Transient, "{e:?}");
+    assert!(e.to_string().contains("not online on i-1"), "{e}");
 }
