@@ -75,24 +75,26 @@ impl AutoScalingActions {
 
     /// The progress (percent) of the first scaling activity of the group that mentions the
     /// instance; `None` when none does.
+    /// The progress of the newest activity that names the instance, from the newest page of
+    /// the group's activities only (they come newest first): a launch being completed is
+    /// recent, and each poll must not page through the group's whole history (SPEC 5).
     async fn activity_progress(&self, data: &LifecycleData) -> Result<Option<i32>, Fault> {
-        let mut pages = self
+        let page = self
             .client
             .describe_scaling_activities()
             .auto_scaling_group_name(&data.auto_scaling_group)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| fault("DescribeScalingActivities", &e))?;
-            if let Some(a) = page.activities().iter().find(|a| {
+            .send()
+            .await
+            .map_err(|e| fault("DescribeScalingActivities", &e))?;
+        Ok(page
+            .activities()
+            .iter()
+            .find(|a| {
                 a.description()
                     .is_some_and(|d| d.contains(&data.instance_id))
                     || a.details().is_some_and(|d| d.contains(&data.instance_id))
-            }) {
-                return Ok(Some(a.progress().unwrap_or(0)));
-            }
-        }
-        Ok(None)
+            })
+            .map(|a| a.progress().unwrap_or(0)))
     }
 }
 

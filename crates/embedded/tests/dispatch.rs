@@ -419,3 +419,78 @@ transitions:
         "{r:?}"
     );
 }
+
+/// Auto Scaling as the recorder has it, except that the scaling activity never completes.
+struct SlowActivity(Recorder);
+
+#[async_trait::async_trait]
+impl lifecycle_runtime::capability::LifecycleActions for SlowActivity {
+    async fn complete(
+        &self,
+        data: &lifecycle::LifecycleData,
+        result: lifecycle::event::LifecycleResult,
+    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
+        self.0.complete(data, result).await
+    }
+    async fn heartbeat(
+        &self,
+        data: &lifecycle::LifecycleData,
+    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
+        self.0.heartbeat(data).await
+    }
+    async fn wait_for_activity(
+        &self,
+        _: &lifecycle::LifecycleData,
+        _: std::time::SystemTime,
+    ) -> Result<(), lifecycle::Fault> {
+        Err(lifecycle::Fault::transient(
+            "scaling activity of i-1 still at 30% when the wait ran out",
+        ))
+    }
+    async fn group_of(&self, id: &str) -> Result<Option<String>, lifecycle::Fault> {
+        self.0.group_of(id).await
+    }
+    async fn set_protection(
+        &self,
+        group: &str,
+        ids: &[String],
+        protected: bool,
+    ) -> Result<(), lifecycle::Fault> {
+        self.0.set_protection(group, ids, protected).await
+    }
+}
+
+#[tokio::test]
+async fn a_launch_whose_scaling_activity_lingers_is_still_completed_and_not_failed() {
+    // SPEC 5: after a CONTINUE, the wait for the scaling activity is best effort; an activity
+    // below 100 % (warm-up, load balancer checks) must not send a healthy node into failure
+    // handling, where most configurations would ABANDON an action AWS already accepted.
+    const CFG: &str = r#"
+transitions:
+  - {source: finished_cloud_init, dest: ready, triggers: [{name: complete, before: [complete_lifecycle_action]}]}
+  - {source: failure, dest: abandoned, triggers: [{name: give_up, ignore_errors: true, before: [complete_lifecycle_action]}]}
+"#;
+    let store = LocalStore::memory();
+    store
+        .insert_item(node("i-1", "finished_cloud_init"))
+        .unwrap();
+    let recorder = Recorder::default();
+    let mut services = embedded(&store, &recorder, Arc::new(ManualClock::default()));
+    services.lifecycle = Arc::new(SlowActivity(recorder.clone()));
+    let d = build(CFG, &Registry::new(), services, Options::default());
+    let r = d.handle(launch("i-1"), Deadline::NONE).await;
+    assert_eq!(r.final_state, "ready", "{r:?}");
+    assert!(r.errors.is_empty(), "{r:?}");
+    let completions: Vec<String> = recorder
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "CompleteLifecycleAction")
+        .map(|c| {
+            c.input["LifecycleActionResult"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(completions, ["CONTINUE"], "completed once, never abandoned");
+}

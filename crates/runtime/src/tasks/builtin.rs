@@ -61,9 +61,14 @@ impl Task for CompleteLifecycleAction {
                 return Ok(());
             }
         }
+        // Best effort (SPEC 5): AWS has accepted the launch; an activity that stays below 100 %
+        // (instance warm-up, load balancer checks) or a throttled poll is worth a warning,
+        // never a failure — failure handling would ABANDON an action that is no longer there.
         if cx.event.is_launching() && result == LifecycleResult::Continue {
             let until = cx.deadline.min_with(cx.services.clock.now(), ACTIVITY_WAIT);
-            cx.services.lifecycle.wait_for_activity(data, until).await?;
+            if let Err(e) = cx.services.lifecycle.wait_for_activity(data, until).await {
+                tracing::warn!(instance = %data.instance_id, error = %e, "the launch was completed; its scaling activity is not done yet");
+            }
         }
         Ok(())
     }
