@@ -362,26 +362,16 @@ fn type_index() -> Result<GlobalSecondaryIndex, Fault> {
 #[async_trait]
 impl NodeStore for DynamoStore {
     async fn get(&self, id: &str) -> Result<Option<Node>, Fault> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| fault("GetItem", &e))?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.raw(id).await? else {
             return Ok(None);
         };
-        let json = item_to_json(id, item)?;
-        if json.get(ATTR_TYPE).and_then(Value::as_str) == Some(TYPE_COMMAND) {
+        if is_command(&item) {
             return Err(Fault::Corrupt {
                 id: id.to_owned(),
                 reason: "the item is a command record, not a node".into(),
             });
         }
-        Node::from_item(json).map(Some)
+        Node::from_item(item_to_json(id, &item)?).map(Some)
     }
 
     async fn put(&self, node: &Node) -> Result<(), Fault> {
@@ -489,14 +479,43 @@ impl NodeStore for DynamoStore {
     }
 }
 
+/// Seconds since the Unix epoch, as DynamoDB's TTL attribute holds them.
+fn epoch_seconds(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// True when a raw item is a command record.
+fn is_command(item: &HashMap<String, AttributeValue>) -> bool {
+    item.get(ATTR_TYPE)
+        .and_then(|t| t.as_s().ok())
+        .map(String::as_str)
+        == Some(TYPE_COMMAND)
+}
+
+impl DynamoStore {
+    /// One raw item (a consistent read).
+    async fn raw(&self, id: &str) -> Result<Option<HashMap<String, AttributeValue>>, Fault> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| fault("GetItem", &e))?;
+        Ok(out.item().cloned())
+    }
+}
+
 #[async_trait]
 impl CommandStore for DynamoStore {
     async fn put_command(&self, record: &CommandRecord) -> Result<(), Fault> {
         let mut item = json_to_item(&record.to_item());
         let expires = SystemTime::now()
             .checked_add(self.command_ttl)
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
+            .map_or(0, epoch_seconds);
         item.insert(
             ATTR_EXPIRES.to_owned(),
             AttributeValue::N(expires.to_string()),
@@ -517,11 +536,16 @@ impl CommandStore for DynamoStore {
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(id)))
-            // Never delete an item that is not a command record (a node with that id).
-            .condition_expression("attribute_not_exists(#id) OR #t = :command")
+            // Never delete an item that is not a command record (a node with that id), nor
+            // a record past its expiry: TTL deletes lazily, up to days late (SPEC 9).
+            .condition_expression(
+                "attribute_not_exists(#id) OR (#t = :command AND (attribute_not_exists(#exp) OR #exp > :now))",
+            )
             .expression_attribute_names("#id", ATTR_IDENT)
             .expression_attribute_names("#t", ATTR_TYPE)
+            .expression_attribute_names("#exp", ATTR_EXPIRES)
             .expression_attribute_values(":command", AttributeValue::S(TYPE_COMMAND.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::N(epoch_seconds(SystemTime::now()).to_string()))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
@@ -530,10 +554,17 @@ impl CommandStore for DynamoStore {
             Err(e) => {
                 return match e.as_service_error() {
                     Some(DeleteItemError::ConditionalCheckFailedException(_)) => {
-                        Err(Fault::Corrupt {
-                            id: id.to_owned(),
-                            reason: "the item is not a command record".into(),
-                        })
+                        // An expired record is as good as gone; anything else is not a record.
+                        match self.raw(id).await? {
+                            Some(item) if is_command(&item) => {
+                                tracing::info!(command = %id, "command record expired; not taken");
+                                Ok(None)
+                            }
+                            _ => Err(Fault::Corrupt {
+                                id: id.to_owned(),
+                                reason: "the item is not a command record".into(),
+                            }),
+                        }
                     }
                     _ => Err(fault("DeleteItem", &e)),
                 };

@@ -228,12 +228,35 @@ async fn command_records_are_taken_atomically_and_never_confused_with_nodes() {
     let item = raw.item().unwrap();
     assert!(item.contains_key("ExpiresAt"));
     assert_eq!(item["ItemType"].as_s().unwrap(), "command");
-    assert_eq!(store.take_command("cmd-1").await.unwrap(), Some(record));
+    assert_eq!(
+        store.take_command("cmd-1").await.unwrap(),
+        Some(record.clone())
+    );
     assert_eq!(
         store.take_command("cmd-1").await.unwrap(),
         None,
         "taken once"
     );
+
+    // A record past its expiry that TTL has not deleted yet (it deletes lazily) is not taken:
+    // its command is long over.
+    store.put_command(&record).await.unwrap();
+    aws_sdk_dynamodb::Client::new(&config)
+        .update_item()
+        .table_name("state")
+        .key(
+            "Ident",
+            aws_sdk_dynamodb::types::AttributeValue::S("cmd-1".into()),
+        )
+        .update_expression("SET ExpiresAt = :past")
+        .expression_attribute_values(
+            ":past",
+            aws_sdk_dynamodb::types::AttributeValue::N("1700000000".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.take_command("cmd-1").await.unwrap(), None, "expired");
 
     // A node's id is not a command: nothing is deleted.
     store.put(&node("i-9", "ready", json!({}))).await.unwrap();
