@@ -83,49 +83,16 @@ fn handle(moto: &MotoGuard, dir: &Path, event: &Value) -> Value {
     report
 }
 
+/// A lifecycle event of the workers' hooks, with the hosted zone in its metadata.
 fn lifecycle_event(id: &str, instance: &str, launching: bool, token: &str, zone: &str) -> Value {
-    let (kind, transition, hook) = if launching {
-        ("launch", "LAUNCHING", "workers-on-launch")
-    } else {
-        ("terminate", "TERMINATING", "workers-on-terminate")
-    };
-    json!({
-        "version": "0",
-        "id": id,
-        "detail-type": format!("EC2 Instance-{kind} Lifecycle Action"),
-        "source": "aws.autoscaling",
-        "account": "123456789012",
-        "time": "2026-11-27T10:00:00Z",
-        "region": "us-east-1",
-        "resources": [format!("arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:1:autoScalingGroupName/{GROUP}")],
-        "detail": {
-            "LifecycleActionToken": token,
-            "AutoScalingGroupName": GROUP,
-            "LifecycleHookName": hook,
-            "EC2InstanceId": instance,
-            "LifecycleTransition": format!("autoscaling:EC2_INSTANCE_{transition}"),
-            "NotificationMetadata": json!({"zone": zone}).to_string(),
-        }
-    })
+    let mut event = support::lifecycle_event(id, GROUP, "workers", instance, launching, token);
+    event["detail"]["NotificationMetadata"] = json!(json!({"zone": zone}).to_string());
+    event
 }
 
+/// A status event of a command whose shell lines the event does not carry back.
 fn status_event(id: &str, command: &str, instance: &str, status: &str) -> Value {
-    json!({
-        "version": "0",
-        "id": id,
-        "detail-type": "EC2 Command Status-change Notification",
-        "source": "aws.ssm",
-        "account": "123456789012",
-        "time": "2026-11-27T10:01:00Z",
-        "region": "us-east-1",
-        "resources": [format!("arn:aws:ec2:us-east-1:123456789012:instance/{instance}")],
-        "detail": {
-            "command-id": command,
-            "document-name": "AWS-RunShellScript",
-            "parameters": "{\"commands\":[\"(as sent)\"]}",
-            "status": status
-        }
-    })
+    support::status_event(id, command, instance, status, "(as sent)")
 }
 
 fn scratch_dir(name: &str) -> PathBuf {

@@ -58,47 +58,18 @@ fn output(logs: &Path) -> String {
 }
 
 fn lifecycle_event(id: &str, instance: &str, launching: bool, token: &str) -> Value {
-    let (kind, transition, hook) = if launching {
-        ("launch", "LAUNCHING", "workers-on-launch")
-    } else {
-        ("terminate", "TERMINATING", "workers-on-terminate")
-    };
-    json!({
-        "version": "0",
-        "id": id,
-        "detail-type": format!("EC2 Instance-{kind} Lifecycle Action"),
-        "source": "aws.autoscaling",
-        "account": "123456789012",
-        "time": "2026-11-29T10:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "LifecycleActionToken": token,
-            "AutoScalingGroupName": GROUP,
-            "LifecycleHookName": hook,
-            "EC2InstanceId": instance,
-            "LifecycleTransition": format!("autoscaling:EC2_INSTANCE_{transition}"),
-        }
-    })
+    support::lifecycle_event(id, GROUP, "workers", instance, launching, token)
 }
 
+/// A successful status event of a command of ours.
 fn status_event(id: &str, command: &str, instance: &str) -> Value {
-    json!({
-        "version": "0",
-        "id": id,
-        "detail-type": "EC2 Command Status-change Notification",
-        "source": "aws.ssm",
-        "account": "123456789012",
-        "time": "2026-11-29T10:01:00Z",
-        "region": "us-east-1",
-        "resources": [format!("arn:aws:ec2:us-east-1:123456789012:instance/{instance}")],
-        "detail": {
-            "command-id": command,
-            "document-name": "AWS-RunShellScript",
-            "parameters": "{\"commands\":[\"# sent by autoscaling-lifecycle\"]}",
-            "status": "Success"
-        }
-    })
+    support::status_event(
+        id,
+        command,
+        instance,
+        "Success",
+        "# sent by autoscaling-lifecycle",
+    )
 }
 
 fn sns(message: &Value) -> Value {

@@ -555,3 +555,64 @@ pub async fn sent_commands(config: &aws_config::SdkConfig) -> Vec<String> {
     sent.sort_by(|a, b| a.1.total_cmp(&b.1));
     sent.into_iter().map(|(id, _)| id).collect()
 }
+
+/// An EventBridge lifecycle action event: the hook `HOOK_PREFIX-on-launch` or
+/// `HOOK_PREFIX-on-terminate` of `group` waits on `instance` with `token`.
+pub fn lifecycle_event(
+    id: &str,
+    group: &str,
+    hook_prefix: &str,
+    instance: &str,
+    launching: bool,
+    token: &str,
+) -> serde_json::Value {
+    let (kind, transition, hook) = if launching {
+        ("launch", LAUNCHING, "on-launch")
+    } else {
+        ("terminate", TERMINATING, "on-terminate")
+    };
+    serde_json::json!({
+        "version": "0",
+        "id": id,
+        "detail-type": format!("EC2 Instance-{kind} Lifecycle Action"),
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": "2026-11-27T10:00:00Z",
+        "region": REGION,
+        "resources": [format!("arn:aws:autoscaling:{REGION}:123456789012:autoScalingGroup:1:autoScalingGroupName/{group}")],
+        "detail": {
+            "LifecycleActionToken": token,
+            "AutoScalingGroupName": group,
+            "LifecycleHookName": format!("{hook_prefix}-{hook}"),
+            "EC2InstanceId": instance,
+            "LifecycleTransition": transition,
+        }
+    })
+}
+
+/// An EventBridge SSM status event of `command` on `instance`, whose first shell line was
+/// `first_line` (the marker `# sent by autoscaling-lifecycle` makes it one of ours).
+pub fn status_event(
+    id: &str,
+    command: &str,
+    instance: &str,
+    status: &str,
+    first_line: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "EC2 Command Status-change Notification",
+        "source": "aws.ssm",
+        "account": "123456789012",
+        "time": "2026-11-27T10:01:00Z",
+        "region": REGION,
+        "resources": [format!("arn:aws:ec2:{REGION}:123456789012:instance/{instance}")],
+        "detail": {
+            "command-id": command,
+            "document-name": "AWS-RunShellScript",
+            "parameters": serde_json::json!({"commands": [first_line]}).to_string(),
+            "status": status
+        }
+    })
+}
