@@ -237,6 +237,11 @@ pub struct EventFacts {
     pub is_command: bool,
     /// The event's own success (a command event: status `Success`).
     pub status_successful: bool,
+    /// A transient fault of a task or condition ends processing, retryable, with the state
+    /// reached persisted, instead of entering failure handling (SPEC 9: transient is not
+    /// failure). The driver turns this off once the record's deliveries have reached
+    /// `max_transient_attempts`: the fault is then handled as a permanent one.
+    pub transient_retry: bool,
 }
 
 impl Default for EventFacts {
@@ -244,6 +249,7 @@ impl Default for EventFacts {
         EventFacts {
             is_command: false,
             status_successful: true,
+            transient_retry: true,
         }
     }
 }
@@ -579,6 +585,19 @@ impl<'d> Engine<'d> {
                 },
             };
             tracing::error!(error = %e, "error during failure handling");
+            return self.finish(StopReason::Error, Some(e));
+        }
+        if self.facts.transient_retry
+            && let (Some(name), Some(error)) = (&task, &cause)
+            && error.is_transient()
+        {
+            // A retry can mend it: end here, retryable, rather than fail a healthy node.
+            tracing::warn!(trigger = %g.name, task = %name, error = %message, "transient error: ending, retryable");
+            let e = EngineError::Task {
+                trigger: g.name.clone(),
+                name: name.clone(),
+                error: error.clone(),
+            };
             return self.finish(StopReason::Error, Some(e));
         }
         tracing::error!(trigger = %g.name, task = ?task, error = %message, "error: entering failure handling");

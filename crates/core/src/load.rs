@@ -52,6 +52,9 @@ pub struct LoadRules {
     pub record_poll: Duration,
     /// Metadata merged under the event's `NotificationMetadata` (the event's keys win).
     pub default_metadata: Map<String, Value>,
+    /// How many deliveries in a row may end with a transient fault of a task before the
+    /// fault is handled as a permanent one, entering failure handling (SPEC 9; default 3).
+    pub max_transient_attempts: u32,
 }
 
 impl Default for LoadRules {
@@ -63,6 +66,7 @@ impl Default for LoadRules {
             record_wait: Duration::from_secs(10),
             record_poll: Duration::from_millis(500),
             default_metadata: Map::new(),
+            max_transient_attempts: 3,
         }
     }
 }

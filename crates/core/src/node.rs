@@ -20,6 +20,11 @@ pub const ATTR_IDENT: &str = "Ident";
 pub const ATTR_STATUS: &str = "ItemStatus";
 /// Item attribute holding the item's type (`worker`, `manager`, `command`, ...).
 pub const ATTR_TYPE: &str = "ItemType";
+/// Node attribute counting the deliveries in a row that ended with a transient fault
+/// (SPEC 9): once it reaches `max_transient_attempts`, the next such fault is handled as a
+/// permanent one. Reset when a delivery gets further.
+pub const ATTR_TRANSIENT_ATTEMPTS: &str = "TransientAttempts";
+
 /// `ItemType` of a command record.
 pub const TYPE_COMMAND: &str = "command";
 
@@ -49,6 +54,15 @@ pub struct Node {
 }
 
 impl Node {
+    /// The deliveries in a row that ended with a transient fault ([`ATTR_TRANSIENT_ATTEMPTS`]).
+    pub fn transient_attempts(&self) -> u32 {
+        self.properties
+            .get(ATTR_TRANSIENT_ATTEMPTS)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0)
+    }
+
     /// A node that is not in the table: status `new`, no properties.
     pub fn absent(id: impl Into<String>) -> Self {
         Node {

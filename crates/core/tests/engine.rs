@@ -181,13 +181,15 @@ proptest! {
         start in 0usize..32,
         is_command in any::<bool>(),
         status_successful in any::<bool>(),
+        transient_retry in any::<bool>(),
         choices in proptest::collection::vec(any::<u8>(), 0..96),
     ) {
         let def = Definition::from_yaml(PROP_CONFIGS[config])
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let start = def.state_id(&def.states()[start % def.states().len()]).unwrap();
-        let facts = EventFacts { is_command, status_successful };
+        let facts = EventFacts { is_command, status_successful, transient_retry };
         let mut engine = Engine::new(&def, start, facts);
+        let start_in_failure = start == def.failure();
         let bound = step_bound(&def);
         let mut choices = choices.into_iter();
         let mut steps = 0usize;
@@ -256,6 +258,18 @@ proptest! {
         // Entering failure marks the event failed.
         if passed.contains(&def.failure()) {
             prop_assert!(engine.failed());
+        }
+        // A transient fault never sends the node into failure handling while retries are
+        // allowed: it ends the run, retryable.
+        if transient_retry && !start_in_failure {
+            let handled_transient = engine.errors().iter().any(|e| !e.ignored && e.message.contains("flaky"));
+            prop_assert!(!handled_transient, "a transient fault entered failure handling");
+        }
+        if let Some(e) = &finish.error
+            && e.to_string().contains("flaky")
+            && transient_retry
+        {
+            prop_assert!(e.kind().is_transient());
         }
         // Once finished, the engine stays finished.
         prop_assert_eq!(engine.resume(Feedback::Done), Step::Finished(finish));

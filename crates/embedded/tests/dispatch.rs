@@ -494,3 +494,79 @@ transitions:
         .collect();
     assert_eq!(completions, ["CONTINUE"], "completed once, never abandoned");
 }
+
+/// A task that fails as throttled AWS calls do.
+struct Throttled;
+
+#[async_trait::async_trait]
+impl lifecycle_runtime::Task for Throttled {
+    async fn run(
+        &self,
+        _: &mut lifecycle_runtime::TaskContext<'_>,
+    ) -> Result<(), lifecycle::Fault> {
+        Err(lifecycle::Fault::Service {
+            operation: "ChangeResourceRecordSets".into(),
+            code: Some("Throttling".into()),
+            status: Some(400),
+            message: "Rate exceeded".into(),
+            kind: lifecycle::FaultKind::Transient,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_transient_fault_ends_the_record_retryable_until_max_transient_attempts() {
+    // SPEC 9: throttling is not a failure. The first deliveries end retryable with the state
+    // persisted and nothing abandoned; the third (max_transient_attempts = 3) handles the
+    // fault as a permanent one.
+    const CFG: &str = r#"
+transitions:
+  - {source: serving, dest: draining, triggers: [{name: drain, after: [publish_dns]}]}
+  - {source: draining, dest: drained, triggers: [{name: next, before: [publish_dns]}]}
+  - {source: failure, dest: failed, triggers: [{name: give_up, ignore_errors: true, before: [complete_lifecycle_action]}]}
+"#;
+    let store = LocalStore::memory();
+    store.insert_item(node("i-1", "serving")).unwrap();
+    let recorder = Recorder::default();
+    let mut registry = Registry::new();
+    registry.register_task("publish_dns", Arc::new(Throttled));
+    let d = build(
+        CFG,
+        &registry,
+        embedded(&store, &recorder, Arc::new(ManualClock::default())),
+        Options::default(),
+    );
+    let status = || store.items().unwrap()[0]["ItemStatus"].clone();
+    let attempts = || store.items().unwrap()[0]["TransientAttempts"].clone();
+
+    let r = d.handle(terminate("i-1"), Deadline::NONE).await;
+    assert_eq!(r.stopped_by, StopReason::Error, "{r:?}");
+    assert!(r.retryable);
+    assert_eq!(
+        r.passed_states,
+        ["draining"],
+        "the state reached is persisted"
+    );
+    assert!(r.errors.is_empty(), "no failure handling: {r:?}");
+    assert_eq!(r.transient_attempts, 1);
+    assert_eq!((status(), attempts()), ("draining".into(), 1.into()));
+
+    let r = d.handle(terminate("i-1"), Deadline::NONE).await;
+    assert!(r.retryable, "{r:?}");
+    assert_eq!(r.initial_state, "draining");
+    assert_eq!(r.transient_attempts, 2);
+    assert_eq!((status(), attempts()), ("draining".into(), 2.into()));
+    assert!(
+        recorder.calls().is_empty(),
+        "nothing completed or abandoned yet"
+    );
+
+    // The third delivery in a row: the fault is handled as a permanent one.
+    let r = d.handle(terminate("i-1"), Deadline::NONE).await;
+    assert_eq!(r.passed_states, ["failure", "failed"], "{r:?}");
+    assert!(!r.retryable);
+    assert_eq!(r.transient_attempts, 0, "counted afresh");
+    assert_eq!(attempts(), 0);
+    assert_eq!(r.errors.len(), 1);
+    assert!(r.errors[0].message.contains("Throttling"), "{r:?}");
+}

@@ -106,6 +106,7 @@ impl Function {
         let mut options = Options::default();
         options.wait_timeout = settings.wait_timeout;
         options.default_metadata = settings.default_metadata.clone();
+        options.max_transient_attempts = settings.max_transient_attempts;
         let dispatcher = Dispatcher::new(Arc::new(def), &Registry::new(), services, options)
             .map_err(|errors| InitError::Config {
                 path: settings.config.clone(),

@@ -37,6 +37,9 @@ pub struct Settings {
     /// `LIFECYCLE_COMMAND_TIMEOUT_SECONDS`: SSM's `executionTimeout` for a command whose task
     /// sets none (default 600 s; at most 172800).
     pub command_timeout: Duration,
+    /// `LIFECYCLE_MAX_TRANSIENT_ATTEMPTS`: deliveries in a row that may end with a transient
+    /// fault before it is handled as a permanent one (default 3, at least 1).
+    pub max_transient_attempts: u32,
     /// `LIFECYCLE_DEFAULT_METADATA`: a JSON object merged under each lifecycle event's
     /// `NotificationMetadata` (the event's keys win).
     pub default_metadata: Map<String, Value>,
@@ -75,6 +78,18 @@ impl Settings {
                 lifecycle_aws::DEFAULT_EXECUTION_TIMEOUT
             }
         };
+        let max_transient_attempts =
+            match number(&var, "LIFECYCLE_MAX_TRANSIENT_ATTEMPTS", &mut errors) {
+                None => 3,
+                Some(n @ 1..=1000) => u32::try_from(n).unwrap_or(3),
+                Some(n) => {
+                    errors.push(SettingError {
+                        variable: "LIFECYCLE_MAX_TRANSIENT_ATTEMPTS",
+                        problem: format!("must be between 1 and 1000, not {n}"),
+                    });
+                    3
+                }
+            };
         if attempt_timeout > operation_timeout {
             errors.push(SettingError {
                 variable: "LIFECYCLE_ATTEMPT_TIMEOUT_MS",
@@ -132,6 +147,7 @@ impl Settings {
             operation_timeout,
             attempt_timeout,
             command_timeout,
+            max_transient_attempts,
             default_metadata,
             function_name,
         })
@@ -181,6 +197,7 @@ mod tests {
         assert_eq!(s.operation_timeout, Duration::from_secs(30));
         assert_eq!(s.attempt_timeout, Duration::from_secs(10));
         assert_eq!(s.command_timeout, Duration::from_secs(600));
+        assert_eq!(s.max_transient_attempts, 3);
         assert!(s.default_metadata.is_empty());
     }
 

@@ -10,7 +10,10 @@ use std::task::Poll;
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
 use lifecycle::load::{LoadError, LoadRules, LoadStep, Loader};
-use lifecycle::{ConfigErrors, Deadline, Definition, Engine, Event, Fault, FaultKind, Parsed};
+use lifecycle::node::ATTR_TRANSIENT_ATTEMPTS;
+use lifecycle::{
+    ConfigErrors, Deadline, Definition, Engine, Event, Fault, FaultKind, Node, Parsed,
+};
 use tracing::Instrument;
 
 use crate::capability::Services;
@@ -155,10 +158,13 @@ impl Dispatcher {
         report.initial_state = self.def.state_name(state).to_owned();
         report.final_state = report.initial_state.clone();
 
-        // 4.2: the loop, as the engine decides.
+        // 4.2: the loop, as the engine decides. A transient fault ends the record retryable
+        // until the node's deliveries in a row reach max_transient_attempts (SPEC 9).
+        let attempts = resource.node.as_ref().map_or(0, Node::transient_attempts);
         let facts = EventFacts {
             is_command: event.is_command(),
             status_successful: event.status_successful(),
+            transient_retry: attempts.saturating_add(1) < self.options.max_transient_attempts,
         };
         let mut engine = Engine::new(&self.def, state, facts);
         let mut scratch = Scratch::default();
@@ -232,10 +238,42 @@ impl Dispatcher {
         if let Some(found) = &report.conflict {
             tracing::warn!(found = %found, "another invocation moved the node first; stopping");
         }
+        let transient = matches!(finish.error.as_deref(), Some(EngineError::Task { error, .. }) if error.is_transient());
+        report.transient_attempts = self
+            .count_transient(&mut resource, attempts, transient)
+            .await;
         match finish.error {
             Some(e) => error_report(report, &(*e).into()),
             None => report,
         }
+    }
+
+    /// Keeps the node's count of deliveries in a row that ended with a transient fault: one
+    /// more after such a delivery, back to zero after one that got further. Best effort: a
+    /// failed write is logged (the count only decides when retrying stops).
+    async fn count_transient(&self, resource: &mut Resource, before: u32, transient: bool) -> u32 {
+        let after = if transient {
+            before.saturating_add(1)
+        } else {
+            0
+        };
+        let Some(node) = resource.node.as_mut().filter(|_| resource.persisted) else {
+            return after;
+        };
+        if after == before {
+            return after;
+        }
+        let mut props = serde_json::Map::new();
+        props.insert(ATTR_TRANSIENT_ATTEMPTS.to_owned(), after.into());
+        match self.services.nodes.set_properties(&node.id, &props).await {
+            Ok(()) => {
+                node.properties.extend(props);
+            }
+            Err(e) => {
+                tracing::warn!(node = %node.id, error = %e, "could not count the transient fault")
+            }
+        }
+        after
     }
 
     /// What a task or condition named `name` sees.

@@ -55,6 +55,9 @@ pub struct Report {
     pub calls: Vec<Call>,
     /// How long loading waited (for cloud-init, or for a command record), in milliseconds.
     pub waited_ms: u64,
+    /// The node's deliveries in a row that ended with a transient fault, this one included
+    /// (SPEC 9); 0 when this one got further.
+    pub transient_attempts: u32,
 }
 
 impl Report {
@@ -93,6 +96,7 @@ impl Report {
             warnings: Vec::new(),
             calls: Vec::new(),
             waited_ms: 0,
+            transient_attempts: 0,
         }
     }
 }
