@@ -38,6 +38,13 @@ fn dispatcher(store: &LocalStore, wait: Duration) -> Dispatcher {
     )
 }
 
+/// A local store holding one node.
+fn store_with(id: &str, status: &str) -> LocalStore {
+    let store = LocalStore::memory();
+    store.insert_item(node(id, status)).unwrap();
+    store
+}
+
 fn embedded(store: &LocalStore, recorder: &Recorder, clock: Arc<dyn Clock>) -> Services {
     lifecycle_embedded::services(store.clone(), recorder.clone(), clock)
 }
@@ -49,8 +56,7 @@ fn build(config: &str, registry: &Registry, services: Services, options: Options
 
 #[tokio::test]
 async fn a_record_taken_before_a_wait_timeout_is_put_back_and_the_retry_resumes() {
-    let store = LocalStore::memory();
-    store.insert_item(node("i-1", "pending")).unwrap();
+    let store = store_with("i-1", "pending");
     store
         .insert_item(command_record("cmd-1", &launch("i-1"), "i-1"))
         .unwrap();
@@ -83,10 +89,7 @@ async fn a_record_taken_before_a_wait_timeout_is_put_back_and_the_retry_resumes(
 
 #[tokio::test]
 async fn a_non_final_status_never_consumes_the_record() {
-    let store = LocalStore::memory();
-    store
-        .insert_item(node("i-1", "finished_cloud_init"))
-        .unwrap();
+    let store = store_with("i-1", "finished_cloud_init");
     store
         .insert_item(command_record("cmd-1", &launch("i-1"), "i-1"))
         .unwrap();
@@ -118,10 +121,7 @@ fn dispatcher_with_clock(store: &LocalStore, clock: Arc<common::CloudInitClock>)
 async fn a_status_event_that_outruns_its_record_waits_for_it() {
     // SSM reports before the sender stored the record: the record appears after the
     // dispatcher's second poll.
-    let store = LocalStore::memory();
-    store
-        .insert_item(node("i-1", "finished_cloud_init"))
-        .unwrap();
+    let store = store_with("i-1", "finished_cloud_init");
     let clock = Arc::new(common::CloudInitClock::new(
         store.clone(),
         Some((2, command_record("cmd-1", &launch("i-1"), "i-1"))),
@@ -137,10 +137,7 @@ async fn a_status_event_that_outruns_its_record_waits_for_it() {
 
 #[tokio::test]
 async fn a_status_event_of_a_command_already_handled_is_not_supported_after_a_bounded_wait() {
-    let store = LocalStore::memory();
-    store
-        .insert_item(node("i-1", "finished_cloud_init"))
-        .unwrap();
+    let store = store_with("i-1", "finished_cloud_init");
     let clock = Arc::new(common::CloudInitClock::new(store.clone(), None));
     let d = dispatcher_with_clock(&store, clock.clone());
     let r = d
@@ -167,10 +164,7 @@ tasks:
 transitions:
   - {source: finished_cloud_init, dest: joined, triggers: [{name: join, before: [fetch_token]}]}
 "#;
-    let store = LocalStore::memory();
-    store
-        .insert_item(node("i-1", "finished_cloud_init"))
-        .unwrap();
+    let store = store_with("i-1", "finished_cloud_init");
     let recorder = Recorder::default();
     let d = build(
         CFG,
@@ -258,8 +252,7 @@ transitions:
   - {source: serving, dest: draining, triggers: [{name: drain, after: [slow]}]}
   - {source: draining, dest: gone, triggers: [{name: gone, before: [never]}]}
 "#;
-    let store = LocalStore::memory();
-    store.insert_item(node("i-1", "serving")).unwrap();
+    let store = store_with("i-1", "serving");
     let clock = Arc::new(ManualClock::default());
     let mut registry = Registry::new();
     registry.register_task("slow", Arc::new(Slow(Duration::from_secs(30))));
@@ -291,10 +284,7 @@ transitions:
 async fn a_record_wait_cut_by_the_deadline_is_retryable_not_dropped() {
     // A status event of ours whose record has not appeared when the deadline comes must be
     // retried (the record may yet be stored), not acknowledged as "not ours".
-    let store = LocalStore::memory();
-    store
-        .insert_item(node("i-1", "finished_cloud_init"))
-        .unwrap();
+    let store = store_with("i-1", "finished_cloud_init");
     let clock = Arc::new(common::CloudInitClock::new(store.clone(), None));
     let d = dispatcher_with_clock(&store, clock.clone());
     let deadline = Deadline::at(clock.now() + Duration::from_secs(3));
@@ -329,8 +319,7 @@ async fn a_long_task_of_a_lifecycle_event_keeps_the_action_alive_with_heartbeats
 transitions:
   - {source: serving, dest: drained, triggers: [{name: drain, before: [slow]}]}
 "#;
-    let store = LocalStore::memory();
-    store.insert_item(node("i-1", "serving")).unwrap();
+    let store = store_with("i-1", "serving");
     let recorder = Recorder::default();
     let clock = Arc::new(TokioTestClock {
         start: std::time::SystemTime::UNIX_EPOCH,
@@ -470,10 +459,7 @@ transitions:
   - {source: finished_cloud_init, dest: ready, triggers: [{name: complete, before: [complete_lifecycle_action]}]}
   - {source: failure, dest: abandoned, triggers: [{name: give_up, ignore_errors: true, before: [complete_lifecycle_action]}]}
 "#;
-    let store = LocalStore::memory();
-    store
-        .insert_item(node("i-1", "finished_cloud_init"))
-        .unwrap();
+    let store = store_with("i-1", "finished_cloud_init");
     let recorder = Recorder::default();
     let mut services = embedded(&store, &recorder, Arc::new(ManualClock::default()));
     services.lifecycle = Arc::new(SlowActivity(recorder.clone()));
@@ -525,8 +511,7 @@ transitions:
   - {source: draining, dest: drained, triggers: [{name: next, before: [publish_dns]}]}
   - {source: failure, dest: failed, triggers: [{name: give_up, ignore_errors: true, before: [complete_lifecycle_action]}]}
 "#;
-    let store = LocalStore::memory();
-    store.insert_item(node("i-1", "serving")).unwrap();
+    let store = store_with("i-1", "serving");
     let recorder = Recorder::default();
     let mut registry = Registry::new();
     registry.register_task("publish_dns", Arc::new(Throttled));
