@@ -22,7 +22,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::delete_item::{DeleteItemError, DeleteItemOutput};
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -30,10 +31,15 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TableDescription, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use lifecycle::Fault;
+use lifecycle::delivery::{
+    self, ATTR_COMMAND_ID, ATTR_DELIVERY, ATTR_LEASE_OWNER, ATTR_LEASE_UNTIL, ATTR_OUTCOME,
+    ATTR_OWNER, ATTR_REMOVED, Begin, Claim, DONE, IN_PROGRESS, Lease, Reservation, epoch_ms,
+    epoch_secs,
+};
 use lifecycle::node::{
     ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, CommandRecord, Node, STATUS_NEW, TYPE_COMMAND,
 };
-use lifecycle_runtime::capability::{CommandStore, NodeStore};
+use lifecycle_runtime::capability::{CommandStore, Deliveries, NodeStore};
 use lifecycle_runtime::poll_until;
 use serde_json::{Map, Number, Value};
 
@@ -46,7 +52,7 @@ const ACTIVE_WAIT: Duration = Duration::from_secs(60);
 const ACTIVE_POLL: Duration = Duration::from_secs(1);
 
 /// The attribute that holds an item's expiry (epoch seconds) for DynamoDB's TTL.
-pub const ATTR_EXPIRES: &str = "ExpiresAt";
+pub use lifecycle::delivery::ATTR_EXPIRES;
 
 /// The global secondary index on (`ItemType`, `Ident`).
 pub const TYPE_INDEX: &str = "ItemType-Ident-index";
@@ -134,13 +140,6 @@ fn json_to_item(item: &Map<String, Value>) -> HashMap<String, AttributeValue> {
         .collect()
 }
 
-fn status_in(item: Option<&HashMap<String, AttributeValue>>) -> String {
-    match item.and_then(|i| i.get(ATTR_STATUS)) {
-        Some(AttributeValue::S(s)) => s.clone(),
-        _ => STATUS_NEW.to_owned(),
-    }
-}
-
 /// The outcome of a conditional `UpdateItem`: a failed condition becomes
 /// `on_condition(item as it is)`, any other failure a [`Fault::Service`].
 fn updated(
@@ -154,6 +153,64 @@ fn updated(
         Some(UpdateItemError::ConditionalCheckFailedException(c)) => Err(on_condition(c.item())),
         _ => Err(fault("UpdateItem", &e)),
     }
+}
+
+/// A raw table item.
+type Raw = HashMap<String, AttributeValue>;
+
+/// The outcome of a conditional write: `Ok(None)` written; `Ok(Some(item as it is))` when the
+/// condition failed (an empty item when there is none); any other failure a
+/// [`Fault::Service`] of `op`.
+fn refused<T, E>(
+    op: &str,
+    result: Result<T, SdkError<E, HttpResponse>>,
+    condition_failed: impl Fn(&E) -> Option<Option<&Raw>>,
+) -> Result<Option<Raw>, Fault>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let Err(e) = result else {
+        return Ok(None);
+    };
+    match e.as_service_error().and_then(condition_failed) {
+        Some(item) => Ok(Some(item.cloned().unwrap_or_default())),
+        None => Err(fault(op, &e)),
+    }
+}
+
+fn put_refused(
+    result: Result<PutItemOutput, SdkError<PutItemError, HttpResponse>>,
+) -> Result<Option<Raw>, Fault> {
+    refused("PutItem", result, |e| match e {
+        PutItemError::ConditionalCheckFailedException(c) => Some(c.item()),
+        _ => None,
+    })
+}
+
+fn update_refused(
+    result: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+) -> Result<Option<Raw>, Fault> {
+    refused("UpdateItem", result, |e| match e {
+        UpdateItemError::ConditionalCheckFailedException(c) => Some(c.item()),
+        _ => None,
+    })
+}
+
+fn delete_refused(
+    result: Result<DeleteItemOutput, SdkError<DeleteItemError, HttpResponse>>,
+) -> Result<Option<Raw>, Fault> {
+    refused("DeleteItem", result, |e| match e {
+        DeleteItemError::ConditionalCheckFailedException(c) => Some(c.item()),
+        _ => None,
+    })
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
 }
 
 fn key(id: &str) -> HashMap<String, AttributeValue> {
@@ -385,36 +442,148 @@ impl NodeStore for DynamoStore {
         Ok(())
     }
 
-    async fn set_status(&self, id: &str, expected: &str, new: &str) -> Result<(), Fault> {
-        let condition = if expected == STATUS_NEW {
-            "attribute_not_exists(#s) OR #s = :expected"
-        } else {
-            "#s = :expected"
-        };
+    async fn claim(&self, id: &str, lease: &Lease, now: SystemTime) -> Result<Claim, Fault> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(id)))
-            .update_expression("SET #s = :new")
-            .condition_expression(condition)
-            .expression_attribute_names("#s", ATTR_STATUS)
-            .expression_attribute_values(":expected", AttributeValue::S(expected.to_owned()))
-            .expression_attribute_values(":new", AttributeValue::S(new.to_owned()))
+            .update_expression("SET #lo = :me, #lu = :until")
+            .condition_expression(
+                "attribute_not_exists(#rm) AND (attribute_not_exists(#t) OR #t <> :command) \
+                 AND (attribute_not_exists(#lo) OR #lo = :me OR #lu <= :now)",
+            )
+            .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
+            .expression_attribute_names("#lu", ATTR_LEASE_UNTIL)
+            .expression_attribute_names("#rm", ATTR_REMOVED)
+            .expression_attribute_names("#t", ATTR_TYPE)
+            .expression_attribute_values(":me", s(&lease.owner))
+            .expression_attribute_values(":until", n(epoch_ms(lease.until)))
+            .expression_attribute_values(":now", n(epoch_ms(now)))
+            .expression_attribute_values(":command", s(TYPE_COMMAND))
+            .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        updated(result, |item| Fault::Conflict {
-            id: id.to_owned(),
-            expected: expected.to_owned(),
-            found: status_in(item),
-        })
+        let item = match result {
+            Ok(out) => out.attributes().cloned().unwrap_or_default(),
+            Err(e) => {
+                let old = update_refused(Err(e))?.unwrap_or_default();
+                if is_command(&old) {
+                    return Err(Fault::Corrupt {
+                        id: id.to_owned(),
+                        reason: "the item is a command record, not a node".into(),
+                    });
+                }
+                let old = item_to_json(id, &old)?;
+                // What the core's decision says of the item found: held or removed.
+                return match delivery::claim(id, Some(&old), lease, now) {
+                    Err(found) => Ok(found),
+                    Ok(_) => Err(Fault::transient(format!(
+                        "claim of {id}: the condition failed, then held for an item that allows it"
+                    ))),
+                };
+            }
+        };
+        let item = item_to_json(id, &item)?;
+        let existed = !delivery::is_bare(&item);
+        delivery::claimed(item, existed)
+    }
+
+    async fn release(&self, id: &str, owner: &str) -> Result<(), Fault> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .update_expression("REMOVE #lo, #lu")
+            .condition_expression("#lo = :me")
+            .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
+            .expression_attribute_names("#lu", ATTR_LEASE_UNTIL)
+            .expression_attribute_values(":me", s(owner))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let bare = match &result {
+            Ok(out) => out
+                .attributes()
+                .is_some_and(|a| a.keys().all(|k| k == ATTR_IDENT)),
+            Err(_) => false,
+        };
+        // Not ours any more (another holds it, or it was removed): nothing to release.
+        if update_refused(result)?.is_some() {
+            return Ok(());
+        }
+        if bare {
+            // The claim created the item and nothing was written since: no node is left.
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(id)))
+                .condition_expression(
+                    "attribute_not_exists(#s) AND attribute_not_exists(#t) AND attribute_not_exists(#lo)",
+                )
+                .expression_attribute_names("#s", ATTR_STATUS)
+                .expression_attribute_names("#t", ATTR_TYPE)
+                .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
+                .send()
+                .await;
+            delete_refused(result)?;
+        }
+        Ok(())
+    }
+
+    async fn set_status(
+        &self,
+        id: &str,
+        expected: &str,
+        new: &str,
+        owner: Option<&str>,
+    ) -> Result<(), Fault> {
+        let status = if expected == STATUS_NEW {
+            "(attribute_not_exists(#s) OR #s = :expected)"
+        } else {
+            "#s = :expected"
+        };
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .update_expression("SET #s = :new")
+            .expression_attribute_names("#s", ATTR_STATUS)
+            .expression_attribute_names("#rm", ATTR_REMOVED)
+            .expression_attribute_values(":expected", s(expected))
+            .expression_attribute_values(":new", s(new))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        req = match owner {
+            Some(me) => req
+                .condition_expression(format!(
+                    "{status} AND attribute_not_exists(#rm) AND #lo = :me"
+                ))
+                .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
+                .expression_attribute_values(":me", s(me)),
+            None => req.condition_expression(format!("{status} AND attribute_not_exists(#rm)")),
+        };
+        let Some(old) = update_refused(req.send().await)? else {
+            return Ok(());
+        };
+        // The core decides what the item found means: our own write whose response was
+        // lost (the SDK retried it), or a conflict.
+        let old = item_to_json(id, &old)?;
+        let found = (!old.is_empty()).then_some(&old);
+        delivery::set_status(id, found, expected, new, owner).map(|_| ())
     }
 
     async fn set_properties(&self, id: &str, properties: &Map<String, Value>) -> Result<(), Fault> {
         let props: Vec<(&String, &Value)> = properties
             .iter()
-            .filter(|(k, _)| k.as_str() != ATTR_IDENT && k.as_str() != ATTR_STATUS)
+            .filter(|(k, _)| {
+                k.as_str() != ATTR_IDENT
+                    && k.as_str() != ATTR_STATUS
+                    && !delivery::INTERNAL_ATTRIBUTES.contains(&k.as_str())
+            })
             .collect();
         if props.is_empty() {
             return Ok(());
@@ -424,8 +593,9 @@ impl NodeStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(id)))
-            .condition_expression("attribute_exists(#id)")
-            .expression_attribute_names("#id", ATTR_IDENT);
+            .condition_expression("attribute_exists(#id) AND attribute_not_exists(#rm)")
+            .expression_attribute_names("#id", ATTR_IDENT)
+            .expression_attribute_names("#rm", ATTR_REMOVED);
         let mut sets = Vec::with_capacity(props.len());
         for (i, (k, v)) in props.iter().enumerate() {
             sets.push(format!("#p{i} = :v{i}"));
@@ -440,14 +610,14 @@ impl NodeStore for DynamoStore {
         updated(result, |_| Fault::MissingNode { id: id.to_owned() })
     }
 
-    async fn delete(&self, id: &str) -> Result<(), Fault> {
+    async fn remove(&self, id: &str, until: SystemTime) -> Result<(), Fault> {
         self.client
-            .delete_item()
+            .put_item()
             .table_name(&self.table)
-            .set_key(Some(key(id)))
+            .set_item(Some(json_to_item(&delivery::tombstone(id, until))))
             .send()
             .await
-            .map_err(|e| fault("DeleteItem", &e))?;
+            .map_err(|e| fault("PutItem", &e))?;
         Ok(())
     }
 
@@ -530,67 +700,201 @@ impl CommandStore for DynamoStore {
         Ok(())
     }
 
-    async fn take_command(&self, id: &str) -> Result<Option<CommandRecord>, Fault> {
+    async fn get_command(&self, id: &str, now: SystemTime) -> Result<Option<CommandRecord>, Fault> {
+        let Some(item) = self.raw(id).await? else {
+            return Ok(None);
+        };
+        if !is_command(&item) {
+            return Err(Fault::Corrupt {
+                id: id.to_owned(),
+                reason: "the item is not a command record".into(),
+            });
+        }
+        let json = item_to_json(id, &item)?;
+        // TTL deletes lazily, up to days late: a record past its expiry is gone (SPEC 9).
+        if delivery::expired(&json, now) {
+            tracing::info!(command = %id, "command record expired; not read");
+            return Ok(None);
+        }
+        CommandRecord::from_item(&json).map(Some)
+    }
+
+    async fn delete_command(&self, id: &str) -> Result<(), Fault> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(id)))
-            // Never delete an item that is not a command record (a node with that id), nor
-            // a record past its expiry: TTL deletes lazily, up to days late (SPEC 9).
-            .condition_expression(
-                "attribute_not_exists(#id) OR (#t = :command AND (attribute_not_exists(#exp) OR #exp > :now))",
-            )
-            .expression_attribute_names("#id", ATTR_IDENT)
+            // Never an item that is not a command record; a consumed record is gone already.
+            .condition_expression("#t = :command")
             .expression_attribute_names("#t", ATTR_TYPE)
-            .expression_attribute_names("#exp", ATTR_EXPIRES)
-            .expression_attribute_values(":command", AttributeValue::S(TYPE_COMMAND.to_owned()))
-            .expression_attribute_values(":now", AttributeValue::N(epoch_seconds(SystemTime::now()).to_string()))
-            .return_values(ReturnValue::AllOld)
+            .expression_attribute_values(":command", s(TYPE_COMMAND))
             .send()
             .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(e) => {
-                return match e.as_service_error() {
-                    Some(DeleteItemError::ConditionalCheckFailedException(_)) => {
-                        // An expired record is as good as gone; anything else is not a record.
-                        match self.raw(id).await? {
-                            Some(item) if is_command(&item) => {
-                                tracing::info!(command = %id, "command record expired; not taken");
-                                Ok(None)
-                            }
-                            _ => Err(Fault::Corrupt {
-                                id: id.to_owned(),
-                                reason: "the item is not a command record".into(),
-                            }),
-                        }
-                    }
-                    _ => Err(fault("DeleteItem", &e)),
-                };
-            }
+        delete_refused(result)?;
+        Ok(())
+    }
+
+    async fn reserve_send(
+        &self,
+        key_: &str,
+        owner: &str,
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> Result<Reservation, Fault> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(ATTR_IDENT, s(key_))
+            .item(ATTR_OWNER, s(owner))
+            .item(ATTR_EXPIRES, n(epoch_secs(expires)))
+            .condition_expression(
+                "attribute_not_exists(#id) OR #exp < :now OR (#o = :me AND attribute_not_exists(#c))",
+            )
+            .expression_attribute_names("#id", ATTR_IDENT)
+            .expression_attribute_names("#exp", ATTR_EXPIRES)
+            .expression_attribute_names("#o", ATTR_OWNER)
+            .expression_attribute_names("#c", ATTR_COMMAND_ID)
+            .expression_attribute_values(":now", n(epoch_secs(now)))
+            .expression_attribute_values(":me", s(owner))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let Some(old) = put_refused(result)? else {
+            return Ok(Reservation::Fresh);
         };
-        match out.attributes() {
-            None => Ok(None),
-            Some(attrs) if attrs.is_empty() => Ok(None),
-            Some(attrs) => {
-                let json = item_to_json(id, attrs)?;
-                match CommandRecord::from_item(&json) {
-                    Ok(r) => Ok(Some(r)),
-                    Err(e) => {
-                        // Already deleted: put it back untouched, so bad input changes nothing.
-                        let _ = self
-                            .client
-                            .put_item()
-                            .table_name(&self.table)
-                            .set_item(Some(attrs.clone()))
-                            .send()
-                            .await;
-                        Err(e)
-                    }
-                }
-            }
-        }
+        let old = item_to_json(key_, &old)?;
+        Ok(delivery::reserve(key_, Some(&old), owner, expires, now)
+            .map_or_else(|found| found, |_| Reservation::Fresh))
+    }
+
+    async fn take_over_send(
+        &self,
+        key_: &str,
+        owner: &str,
+        expires: SystemTime,
+    ) -> Result<(), Fault> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(json_to_item(&delivery::take_over(
+                None, key_, owner, expires,
+            ))))
+            .send()
+            .await
+            .map_err(|e| fault("PutItem", &e))?;
+        Ok(())
+    }
+
+    async fn mark_sent(
+        &self,
+        key_: &str,
+        command_id: &str,
+        expires: SystemTime,
+    ) -> Result<(), Fault> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(key_)))
+            .update_expression("SET #c = :c, #exp = :exp")
+            .expression_attribute_names("#c", ATTR_COMMAND_ID)
+            .expression_attribute_names("#exp", ATTR_EXPIRES)
+            .expression_attribute_values(":c", s(command_id))
+            .expression_attribute_values(":exp", n(epoch_secs(expires)))
+            .send()
+            .await
+            .map_err(|e| fault("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    async fn release_send(&self, key_: &str, owner: &str) -> Result<(), Fault> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(key_)))
+            .condition_expression("#o = :me AND attribute_not_exists(#c)")
+            .expression_attribute_names("#o", ATTR_OWNER)
+            .expression_attribute_names("#c", ATTR_COMMAND_ID)
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        delete_refused(result)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Deliveries for DynamoStore {
+    async fn begin(&self, key_: &str, lease: &Lease, now: SystemTime) -> Result<Begin, Fault> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(ATTR_IDENT, s(key_))
+            .item(ATTR_DELIVERY, s(IN_PROGRESS))
+            .item(ATTR_OWNER, s(&lease.owner))
+            .item(ATTR_EXPIRES, n(epoch_secs(lease.until) + 1))
+            .condition_expression("attribute_not_exists(#id) OR #exp < :now OR #o = :me")
+            .expression_attribute_names("#id", ATTR_IDENT)
+            .expression_attribute_names("#exp", ATTR_EXPIRES)
+            .expression_attribute_names("#o", ATTR_OWNER)
+            .expression_attribute_values(":now", n(epoch_secs(now)))
+            .expression_attribute_values(":me", s(&lease.owner))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let Some(old) = put_refused(result)? else {
+            return Ok(Begin::Begun);
+        };
+        let old = item_to_json(key_, &old)?;
+        Ok(delivery::begin(key_, Some(&old), lease, now)
+            .map_or_else(|found| found, |_| Begin::Begun))
+    }
+
+    async fn finish(
+        &self,
+        key_: &str,
+        owner: &str,
+        outcome: &str,
+        expires: SystemTime,
+    ) -> Result<(), Fault> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(key_)))
+            .update_expression("SET #d = :done, #out = :outcome, #exp = :exp")
+            .condition_expression("#o = :me")
+            .expression_attribute_names("#d", ATTR_DELIVERY)
+            .expression_attribute_names("#out", ATTR_OUTCOME)
+            .expression_attribute_names("#exp", ATTR_EXPIRES)
+            .expression_attribute_names("#o", ATTR_OWNER)
+            .expression_attribute_values(":done", s(DONE))
+            .expression_attribute_values(":outcome", s(outcome))
+            .expression_attribute_values(":exp", n(epoch_secs(expires)))
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        // Not ours any more (it expired and another processing took it): left alone.
+        update_refused(result)?;
+        Ok(())
+    }
+
+    async fn forget(&self, key_: &str, owner: &str) -> Result<(), Fault> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(key_)))
+            .condition_expression("#o = :me")
+            .expression_attribute_names("#o", ATTR_OWNER)
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        delete_refused(result)?;
+        Ok(())
     }
 }
 

@@ -108,9 +108,11 @@ pub async fn load_config(timeouts: &Timeouts) -> aws_config::SdkConfig {
 /// by `timeouts.command` unless their task says otherwise (and the default redactor).
 pub fn services(config: &aws_config::SdkConfig, table: &str, timeouts: &Timeouts) -> Services {
     let clock = Arc::new(TokioClock);
+    let store = DynamoStore::new(config, table);
     Services::new(
-        Arc::new(DynamoStore::new(config, table)),
-        Arc::new(DynamoStore::new(config, table)),
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        Arc::new(store),
         Arc::new(AutoScalingActions::new(config, clock.clone())),
         Arc::new(SsmRunner::new(config, clock.clone()).with_execution_timeout(timeouts.command)),
         Arc::new(Route53Dns::new(config)),

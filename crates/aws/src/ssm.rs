@@ -6,9 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
+use aws_sdk_ssm::config::retry::RetryConfig;
 use aws_sdk_ssm::types::{InstanceInformationStringFilter, PingStatus};
 use lifecycle::Fault;
 use lifecycle::config::declared::SSM_COMMENT_MAX;
+use lifecycle::delivery::key_line;
 use lifecycle_runtime::capability::{CommandRunner, Secrets, ShellCommand};
 use lifecycle_runtime::{Clock, poll_until};
 
@@ -143,6 +145,14 @@ impl CommandRunner for SsmRunner {
                         .to_string(),
                 ],
             )
+            // No SDK retry: SSM has no idempotency token, so a retried SendCommand whose first
+            // attempt went through would run the commands twice. A failure is transient
+            // (outcome unknown) and the caller's send guard looks for the command before
+            // anything is sent again (SPEC 9).
+            .customize()
+            .config_override(
+                aws_sdk_ssm::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| fault("SendCommand", &e))?;
@@ -150,6 +160,33 @@ impl CommandRunner for SsmRunner {
             .and_then(|c| c.command_id())
             .map(str::to_owned)
             .ok_or_else(|| Fault::transient("SendCommand: the answer has no command id"))
+    }
+
+    async fn find_sent(&self, instance_ids: &[String], key: &str) -> Result<Option<String>, Fault> {
+        let Some(instance) = instance_ids.first() else {
+            return Ok(None);
+        };
+        let line = key_line(key);
+        let mut pages = self
+            .client
+            .list_commands()
+            .instance_id(instance)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| fault("ListCommands", &e))?;
+            for c in page.commands() {
+                let ours = c
+                    .parameters()
+                    .and_then(|p| p.get("commands"))
+                    .and_then(|lines| lines.get(1))
+                    == Some(&line);
+                if ours && let Some(id) = c.command_id() {
+                    return Ok(Some(id.to_owned()));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 

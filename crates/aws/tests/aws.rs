@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::{Region, SdkConfig};
 use lifecycle::config::declared::RecordAction;
+use lifecycle::delivery::{Begin, Claim, Lease, Reservation};
 use lifecycle::event::{LifecycleData, LifecycleResult, LifecycleTransition};
 use lifecycle::redact::Sensitive;
 use lifecycle::{CommandRecord, Fault, FaultKind, Node};
@@ -23,8 +24,8 @@ use lifecycle_aws::{
 use lifecycle_embedded::ManualClock;
 use lifecycle_runtime::Clock;
 use lifecycle_runtime::capability::{
-    ActionState, CommandRunner, CommandStore, Dns, LifecycleActions, NodeStore, RecordChange,
-    Reporter, Secrets, ShellCommand,
+    ActionState, CommandRunner, CommandStore, Deliveries, Dns, LifecycleActions, NodeStore,
+    RecordChange, Reporter, Secrets, ShellCommand,
 };
 use serde_json::{Map, Value, json};
 use support::{Moto, group};
@@ -129,7 +130,7 @@ async fn status_writes_are_compare_and_set() {
     let store = table(&moto.sdk().await, "state").await;
     // A missing item counts as `new`, and the write creates it.
     store
-        .set_status("i-1", "new", "finished_cloud_init")
+        .set_status("i-1", "new", "finished_cloud_init", None)
         .await
         .unwrap();
     assert_eq!(
@@ -137,11 +138,11 @@ async fn status_writes_are_compare_and_set() {
         "finished_cloud_init"
     );
     store
-        .set_status("i-1", "finished_cloud_init", "joining")
+        .set_status("i-1", "finished_cloud_init", "joining", None)
         .await
         .unwrap();
     let lost = store
-        .set_status("i-1", "finished_cloud_init", "joined")
+        .set_status("i-1", "finished_cloud_init", "joined", None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -153,7 +154,7 @@ async fn status_writes_are_compare_and_set() {
         }
     );
     let gone = store
-        .set_status("i-2", "ready", "draining")
+        .set_status("i-2", "ready", "draining", None)
         .await
         .unwrap_err();
     assert!(
@@ -176,7 +177,8 @@ async fn racing_writers_cannot_both_advance_a_node() {
     for i in 0..8 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.set_status("i-1", "ready", &format!("draining-{i}")).await
+            s.set_status("i-1", "ready", &format!("draining-{i}"), None)
+                .await
         }));
     }
     let mut won = 0;
@@ -188,6 +190,230 @@ async fn racing_writers_cannot_both_advance_a_node() {
         }
     }
     assert_eq!(won, 1, "exactly one writer advances the node");
+}
+
+#[tokio::test]
+async fn racing_claims_leave_one_holder_and_only_it_writes() {
+    let moto = Moto::shared();
+    let store = Arc::new(table(&moto.sdk().await, "state").await);
+    store
+        .put(&node("i-race", "ready", json!({})))
+        .await
+        .unwrap();
+    let now = SystemTime::now();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let lease = lease(&format!("owner-{i}"), now + Duration::from_secs(60));
+            let claim = s.claim("i-race", &lease, now).await.unwrap();
+            (lease, claim)
+        }));
+    }
+    let mut holders = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (lease, Claim::Claimed { node, created }) => {
+                assert_eq!((node.status.as_str(), created), ("ready", false));
+                holders.push(lease);
+            }
+            (_, Claim::Held { .. }) => {}
+            (_, other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(holders.len(), 1, "exactly one claim wins");
+    let holder = &holders[0];
+    let other = store
+        .set_status("i-race", "ready", "draining", Some("owner-x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(other, Fault::Conflict { .. }), "{other:?}");
+    store
+        .set_status("i-race", "ready", "draining", Some(&holder.owner))
+        .await
+        .unwrap();
+}
+
+fn lease(owner: &str, until: SystemTime) -> Lease {
+    Lease {
+        owner: owner.into(),
+        until,
+    }
+}
+
+/// The delivery contract of SPEC 9 ([`lifecycle::delivery`]), the same on both stores.
+async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, tag: &str) {
+    let now = SystemTime::now();
+    let soon = now + Duration::from_secs(60);
+    let a = lease("a", soon);
+    let b = lease("b", soon);
+    let key = format!("delivery#event#{tag}");
+
+    // Delivery records: one processing at a time, a duplicate once done; our own write again
+    // (a lost response retried) is ours; a crashed one expires at its deadline.
+    assert_eq!(store.begin(&key, &a, now).await.unwrap(), Begin::Begun);
+    assert_eq!(
+        store.begin(&key, &a, now).await.unwrap(),
+        Begin::Begun,
+        "ours"
+    );
+    assert!(matches!(
+        store.begin(&key, &b, now).await.unwrap(),
+        Begin::InProgress { .. }
+    ));
+    assert_eq!(
+        store
+            .begin(&key, &b, soon + Duration::from_secs(5))
+            .await
+            .unwrap(),
+        Begin::Begun,
+        "expired at the deadline"
+    );
+    store
+        .finish(&key, "a", "not ours any more", soon)
+        .await
+        .unwrap();
+    store
+        .finish(
+            &key,
+            "b",
+            "no_state_change in ready",
+            now + Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.begin(&key, &a, now).await.unwrap(),
+        Begin::Done {
+            outcome: "no_state_change in ready".into()
+        }
+    );
+    let retry = format!("delivery#event#{tag}-retry");
+    assert_eq!(store.begin(&retry, &a, now).await.unwrap(), Begin::Begun);
+    store.forget(&retry, "b").await.unwrap();
+    assert!(matches!(
+        store.begin(&retry, &b, now).await.unwrap(),
+        Begin::InProgress { .. }
+    ));
+    store.forget(&retry, "a").await.unwrap();
+    assert_eq!(
+        store.begin(&retry, &b, now).await.unwrap(),
+        Begin::Begun,
+        "forgotten"
+    );
+
+    // Leases: a missing node is created bare and deleted on release.
+    let id = format!("i-{tag}");
+    match store.claim(&id, &a, now).await.unwrap() {
+        Claim::Claimed { node, created } => {
+            assert_eq!((node.status.as_str(), created), ("new", true))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.claim(&id, &b, now).await.unwrap(),
+        Claim::Held { .. }
+    ));
+    store.release(&id, "b").await.unwrap();
+    assert!(
+        matches!(store.claim(&id, &b, now).await.unwrap(), Claim::Held { .. }),
+        "another's release changes nothing"
+    );
+    store.release(&id, "a").await.unwrap();
+    assert_eq!(
+        store.get(&id).await.unwrap(),
+        None,
+        "a bare claim leaves nothing"
+    );
+
+    // A status write under the lease; the same write again is our lost response, not a
+    // conflict; a write without the lease conflicts.
+    assert!(matches!(
+        store.claim(&id, &a, now).await.unwrap(),
+        Claim::Claimed { .. }
+    ));
+    store
+        .set_status(&id, "new", "pending", Some("a"))
+        .await
+        .unwrap();
+    store
+        .set_status(&id, "new", "pending", Some("a"))
+        .await
+        .expect("our own write, retried, is ours");
+    assert!(matches!(
+        store.set_status(&id, "pending", "ready", Some("b")).await,
+        Err(Fault::Conflict { .. })
+    ));
+    let node = store.get(&id).await.unwrap().unwrap();
+    assert!(
+        !node.properties.contains_key("LeaseOwner"),
+        "the lease is not a property: {node:?}"
+    );
+    store.release(&id, "a").await.unwrap();
+    assert_eq!(store.get(&id).await.unwrap().unwrap().status, "pending");
+    // The lease is gone: anyone may claim.
+    assert!(matches!(
+        store.claim(&id, &b, now).await.unwrap(),
+        Claim::Claimed { .. }
+    ));
+    // A tombstone: never claimed again, never written, invisible to queries.
+    store
+        .remove(&id, now + Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(store.claim(&id, &a, now).await.unwrap(), Claim::Removed);
+    assert!(store.get(&id).await.unwrap().unwrap().is_removed());
+    assert!(store.set_status(&id, "new", "ready", None).await.is_err());
+    assert!(
+        store
+            .set_properties(&id, &props(json!({"InstanceIp": "10.0.0.1"})))
+            .await
+            .is_err()
+    );
+
+    // Send guards: once reserved, another finds it unknown; once sent, everyone finds the id.
+    let guard = format!("send#{tag}");
+    let later = now + Duration::from_secs(3600);
+    assert_eq!(
+        store.reserve_send(&guard, "a", later, now).await.unwrap(),
+        Reservation::Fresh
+    );
+    assert_eq!(
+        store.reserve_send(&guard, "a", later, now).await.unwrap(),
+        Reservation::Fresh,
+        "ours"
+    );
+    assert_eq!(
+        store.reserve_send(&guard, "b", later, now).await.unwrap(),
+        Reservation::Unknown
+    );
+    store.take_over_send(&guard, "b", later).await.unwrap();
+    store.release_send(&guard, "a").await.unwrap();
+    assert_eq!(
+        store.reserve_send(&guard, "b", later, now).await.unwrap(),
+        Reservation::Fresh,
+        "taken over; another's release changes nothing"
+    );
+    store.mark_sent(&guard, "cmd-9", later).await.unwrap();
+    store.release_send(&guard, "b").await.unwrap();
+    assert_eq!(
+        store.reserve_send(&guard, "a", later, now).await.unwrap(),
+        Reservation::Sent {
+            command_id: "cmd-9".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_delivery_contract_holds_on_dynamodb() {
+    let moto = Moto::shared();
+    let store = table(&moto.sdk().await, "state").await;
+    delivery_contract(&store, "dynamo").await;
+}
+
+#[tokio::test]
+async fn the_delivery_contract_holds_on_the_local_store() {
+    delivery_contract(&lifecycle_embedded::LocalStore::memory(), "local").await;
 }
 
 #[tokio::test]
@@ -228,17 +454,25 @@ async fn command_records_are_taken_atomically_and_never_confused_with_nodes() {
     let item = raw.item().unwrap();
     assert!(item.contains_key("ExpiresAt"));
     assert_eq!(item["ItemType"].as_s().unwrap(), "command");
+    let now = SystemTime::now();
     assert_eq!(
-        store.take_command("cmd-1").await.unwrap(),
+        store.get_command("cmd-1", now).await.unwrap(),
         Some(record.clone())
     );
     assert_eq!(
-        store.take_command("cmd-1").await.unwrap(),
+        store.get_command("cmd-1", now).await.unwrap(),
+        Some(record.clone()),
+        "reading does not consume"
+    );
+    store.delete_command("cmd-1").await.unwrap();
+    store.delete_command("cmd-1").await.unwrap();
+    assert_eq!(
+        store.get_command("cmd-1", now).await.unwrap(),
         None,
-        "taken once"
+        "consumed once"
     );
 
-    // A record past its expiry that TTL has not deleted yet (it deletes lazily) is not taken:
+    // A record past its expiry that TTL has not deleted yet (it deletes lazily) is not read:
     // its command is long over.
     store.put_command(&record).await.unwrap();
     aws_sdk_dynamodb::Client::new(&config)
@@ -256,12 +490,17 @@ async fn command_records_are_taken_atomically_and_never_confused_with_nodes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(store.take_command("cmd-1").await.unwrap(), None, "expired");
+    assert_eq!(
+        store.get_command("cmd-1", now).await.unwrap(),
+        None,
+        "expired"
+    );
 
     // A node's id is not a command: nothing is deleted.
     store.put(&node("i-9", "ready", json!({}))).await.unwrap();
-    let e = store.take_command("i-9").await.unwrap_err();
+    let e = store.get_command("i-9", now).await.unwrap_err();
     assert!(matches!(e, Fault::Corrupt { .. }), "{e:?}");
+    store.delete_command("i-9").await.unwrap();
     assert!(store.get("i-9").await.unwrap().is_some());
 }
 

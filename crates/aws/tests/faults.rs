@@ -205,7 +205,7 @@ async fn a_failed_condition_is_a_conflict_with_the_status_found() {
     );
     let store = DynamoStore::new(&sdk_config(&failed).await, "t");
     let e = store
-        .set_status("i-1", "ready", "joined")
+        .set_status("i-1", "ready", "joined", None)
         .await
         .unwrap_err();
     assert_eq!(

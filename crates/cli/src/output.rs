@@ -5,8 +5,8 @@ use lifecycle_runtime::Report;
 
 use crate::OutputFormat;
 
-/// The exit code of one report: 0 processed (failure handling included), not supported or
-/// lost a race; 2 invalid input (the event, the configuration, a table item, a flag); 1 any
+/// The exit code of one report: 0 processed (failure handling included), not supported, a
+/// duplicate delivery or lost a race; 2 invalid input (the event, the configuration, a table item, a flag); 1 any
 /// other error. The one place exit codes are decided.
 pub(crate) fn exit_code(r: &Report) -> u8 {
     match r.error_kind {
@@ -34,6 +34,9 @@ fn to_text(r: &Report) -> String {
     }
     if let Some(reason) = &r.not_supported {
         let _ = writeln!(s, "not supported: {reason}");
+    }
+    if let Some(outcome) = &r.duplicate {
+        let _ = writeln!(s, "duplicate: already processed ({outcome})");
     }
     if !r.initial_state.is_empty() {
         let mut path = vec![r.initial_state.as_str()];

@@ -136,6 +136,8 @@ const STOP_REASONS: &[&str] = &[
     "error",
     "not_supported",
     "conflict",
+    "deadline",
+    "duplicate",
 ];
 
 /// SPEC 7: at least `initial_state: str, final_state: str, passed_states: [str], tasks: [str],
@@ -690,9 +692,10 @@ fn simulate_resumes_the_swarm_lifecycle_from_a_store() {
         "docker-swarm-worker-on-terminate"
     );
 
-    // the same status event again: its command record was consumed -> not supported, exit 0
+    // the same status event again: recognised as a duplicate, exit 0 (SPEC 9)
     let v = swarm_step(&store, "leave-succeeded.json", &[]);
-    assert_eq!(s(&v, "stopped_by"), "not_supported");
+    assert_eq!(s(&v, "stopped_by"), "duplicate");
+    assert_eq!(s(&v, "duplicate"), "no_trigger in removed");
     assert!(v["error"].is_null(), "{v}");
     assert!(calls(&v).is_empty(), "no side effect: {v}");
 }

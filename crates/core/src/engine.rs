@@ -60,6 +60,9 @@ pub enum StopReason {
     /// The invocation's deadline came first: the state reached so far is persisted, and a
     /// retry resumes from it (SPEC 8).
     Deadline,
+    /// The event was processed already, or is being processed by another invocation: nothing
+    /// changed, no side effect was repeated (SPEC 9).
+    Duplicate,
 }
 
 impl StopReason {
@@ -75,6 +78,7 @@ impl StopReason {
             StopReason::NotSupported => "not_supported",
             StopReason::Conflict => "conflict",
             StopReason::Deadline => "deadline",
+            StopReason::Duplicate => "duplicate",
         }
     }
 }

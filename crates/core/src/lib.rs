@@ -37,6 +37,7 @@
 //! ```
 
 pub mod config;
+pub mod delivery;
 pub mod engine;
 pub mod event;
 pub mod fault;

@@ -1,11 +1,12 @@
-//! Loading (SPEC 4.1) as decisions: which command record to take, which node to read, whether
-//! to wait for cloud-init and until when, when to send a heartbeat, the guards — and, when
-//! loading fails after a record was taken, that the record goes back.
+//! Loading (SPEC 4.1) as decisions: which command record to read, whether the event was
+//! delivered before (SPEC 9), which node to read, whether to wait for cloud-init and until
+//! when, when to send a heartbeat, the claim of the node, and the guards.
 //!
 //! [`Loader`] is a sans-IO machine in the manner of `quinn-proto`: it never reads a clock or
 //! sleeps. The driver asks [`Loader::poll`] what to do, does it, and answers with
-//! [`Loader::record_taken`], [`Loader::node_read`], [`Loader::heartbeat_sent`] or
-//! [`Loader::woke`], passing the time it read; a [`LoadStep::Sleep`] names the instant the
+//! [`Loader::record_read`], [`Loader::delivery_begun`], [`Loader::node_read`],
+//! [`Loader::claimed`], [`Loader::heartbeat_sent`] or [`Loader::woke`], passing the time it
+//! read; a [`LoadStep::Sleep`] names the instant the
 //! machine wants to be woken. Every instant it asks for is bounded by the [`Deadline`] and by
 //! the configured timeouts, so no wait outlives the invocation.
 //!
@@ -29,6 +30,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 
 use crate::config::{Definition, StateId};
+use crate::delivery::{Begin, Claim, delivery_key};
 use crate::event::{Event, Source, TERMINAL_COMMAND_STATUSES};
 use crate::node::{CommandRecord, Node};
 use crate::time::{Deadline, MIN_POLL};
@@ -55,6 +57,15 @@ pub struct LoadRules {
     /// How many deliveries in a row may end with a transient fault of a task before the
     /// fault is handled as a permanent one, entering failure handling (SPEC 9; default 3).
     pub max_transient_attempts: u32,
+    /// How long an event waits at most for another invocation that holds its node, or is
+    /// processing the same event, before it ends retryable (SPEC 9; default 10 s).
+    pub busy_wait: Duration,
+    /// How long a lease lasts when the invocation has no deadline (the CLI; default 15 min).
+    pub lease: Duration,
+    /// How long a processed event is remembered, so a redelivery is recognised (default 24 h).
+    pub remember: Duration,
+    /// How long the tombstone of a removed node lasts (default 7 days).
+    pub tombstone: Duration,
 }
 
 impl Default for LoadRules {
@@ -67,6 +78,10 @@ impl Default for LoadRules {
             record_poll: Duration::from_millis(500),
             default_metadata: Map::new(),
             max_transient_attempts: 3,
+            busy_wait: Duration::from_secs(10),
+            lease: Duration::from_secs(15 * 60),
+            remember: Duration::from_secs(24 * 3600),
+            tombstone: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -126,16 +141,34 @@ pub enum LoadError {
         /// What was waited for: cloud-init on a node, or a command record.
         waiting_for: String,
     },
+    /// Another invocation holds the node, or is processing the same event, for longer than
+    /// the wait allows; nothing changed, a retry tries again.
+    #[error("{what}")]
+    Busy {
+        /// Who is busy, and until when.
+        what: String,
+    },
 }
 
 /// What the driver does next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadStep {
-    /// Take (read and delete, atomically) the command record; answer
-    /// [`Loader::record_taken`].
-    TakeRecord {
+    /// Read the command record (it stays in the table until the event is processed); answer
+    /// [`Loader::record_read`].
+    ReadRecord {
         /// The SSM command id.
         command_id: String,
+    },
+    /// Begin the event's delivery record; answer [`Loader::delivery_begun`].
+    BeginDelivery {
+        /// The record's key ([`delivery_key`]).
+        key: String,
+    },
+    /// Claim the node for this invocation (a conditional write with a lease); answer
+    /// [`Loader::claimed`].
+    Claim {
+        /// The instance id.
+        id: String,
     },
     /// Read the node (a consistent read); answer [`Loader::node_read`].
     ReadNode {
@@ -160,13 +193,15 @@ pub enum LoadStep {
         /// What was seen.
         reason: String,
     },
-    /// Loading failed. When a command record was taken, the driver puts it back first, so the
-    /// redelivered status event can resume (nothing has changed yet).
+    /// The event was processed already (SPEC 9): acknowledged, nothing changes.
+    Duplicate {
+        /// How the first processing ended.
+        outcome: String,
+    },
+    /// Loading failed; nothing has changed (the command record is still in the table).
     Failed {
         /// Why.
         error: LoadError,
-        /// The record to put back, if one was taken.
-        put_back: Option<Box<CommandRecord>>,
     },
 }
 
@@ -174,20 +209,41 @@ pub enum LoadStep {
 enum Phase {
     /// Nothing asked yet.
     Start,
-    /// A take of the command record was asked for.
+    /// A read of the command record was asked for.
     Taking,
-    /// No record yet for a status event of ours: sleep, then take again.
+    /// No record yet for a status event of ours: sleep, then read again.
     RecordWait,
-    /// The record question is settled; the node is next.
+    /// The record question is settled; the delivery record is next.
+    Begin,
+    /// A begin of the delivery record was asked for.
+    Beginning,
+    /// Another invocation is processing the event: sleep, then begin again.
+    BeginWait,
+    /// The delivery is ours; the node is next.
     Node,
     /// A read of the node was asked for.
     Reading,
     /// The node is still in cloud-init: heartbeat if owed, then sleep, then read again.
     CloudInit,
-    /// A sleep was asked for.
-    Sleeping(SystemTime),
+    /// The node is read: claim it.
+    Claim,
+    /// A claim was asked for.
+    Claiming,
+    /// Another invocation holds the node: sleep, then claim again.
+    ClaimWait,
+    /// A sleep was asked for; then the phase named.
+    Sleeping(SystemTime, Resume),
     /// The node is loaded: the current state and the guards decide.
     Decide,
+}
+
+/// What a sleep was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    Take,
+    Begin,
+    Read,
+    Claim,
 }
 
 /// A wait for cloud-init under way.
@@ -217,6 +273,14 @@ pub struct Loader<'d> {
     record_until: Option<(SystemTime, bool)>,
     wait: Option<Wait>,
     beat_owed: bool,
+    /// The delivery record begun, if any.
+    delivery: Option<String>,
+    /// How long to wait for a busy delivery record or node, and whether that bound is the
+    /// invocation's deadline; and what the waiter saw last.
+    busy_until: Option<(SystemTime, bool)>,
+    busy: Option<String>,
+    /// The claim created the node's item.
+    created: Option<bool>,
     end: Option<LoadStep>,
 }
 
@@ -229,8 +293,13 @@ pub struct Loaded {
     pub event: Event,
     /// The node, when the event names one (a node not in the table reads as status `new`).
     pub node: Option<Node>,
-    /// The command record taken, if any.
+    /// The command record read, if any: the driver consumes it once the event is processed.
     pub record: Option<CommandRecord>,
+    /// The key of the delivery record begun, if any: the driver ends it.
+    pub delivery: Option<String>,
+    /// `Some` when the node was claimed: the driver releases it. `true` when the claim
+    /// created the node's item (there was no node).
+    pub claim_created: Option<bool>,
 }
 
 impl<'d> Loader<'d> {
@@ -248,6 +317,10 @@ impl<'d> Loader<'d> {
             record_until: None,
             wait: None,
             beat_owed: false,
+            delivery: None,
+            busy_until: None,
+            busy: None,
+            created: None,
             end: None,
         }
     }
@@ -275,6 +348,8 @@ impl<'d> Loader<'d> {
             event: self.event,
             node: self.node,
             record: self.record,
+            delivery: self.delivery,
+            claim_created: self.created,
         }
     }
 
@@ -295,22 +370,49 @@ impl<'d> Loader<'d> {
                         );
                         return self.finish(LoadStep::NotSupported { reason });
                     }
-                    self.phase = Phase::Taking;
+                    // A status of a command this library sent (its marker line) begins its
+                    // delivery first, so a redelivery after the record was consumed is
+                    // recognised as a duplicate; anyone else's is looked up without a write.
+                    self.phase = if self.event.is_our_command() {
+                        Phase::Begin
+                    } else {
+                        Phase::Taking
+                    };
                     self.poll()
+                }
+                None => {
+                    self.phase = Phase::Begin;
+                    self.poll()
+                }
+            },
+            Phase::Taking => LoadStep::ReadRecord {
+                command_id: self.command_id(),
+            },
+            Phase::RecordWait => {
+                let until = self.record_until.map_or(self.now(), |(until, _)| until);
+                let wake = self.now() + self.rules.record_poll.max(MIN_POLL);
+                self.sleep(wake.min(until), Resume::Take)
+            }
+            Phase::Begin => match delivery_key(&self.event).filter(|_| self.delivery.is_none()) {
+                Some(key) => {
+                    self.phase = Phase::Beginning;
+                    LoadStep::BeginDelivery { key }
                 }
                 None => {
                     self.phase = Phase::Node;
                     self.poll()
                 }
             },
-            Phase::Taking => LoadStep::TakeRecord {
-                command_id: self.command_id(),
+            Phase::Beginning => LoadStep::BeginDelivery {
+                key: delivery_key(&self.event).unwrap_or_default(),
             },
-            Phase::RecordWait => {
-                let until = self.record_until.map_or(self.now(), |(until, _)| until);
-                let wake = self.now() + self.rules.record_poll.max(MIN_POLL);
-                self.sleep(wake.min(until))
+            Phase::BeginWait => self.busy_sleep(Resume::Begin),
+            Phase::Claim => {
+                self.phase = Phase::Claiming;
+                LoadStep::Claim { id: self.node_id() }
             }
+            Phase::Claiming => LoadStep::Claim { id: self.node_id() },
+            Phase::ClaimWait => self.busy_sleep(Resume::Claim),
             Phase::Node => {
                 self.merge_default_metadata();
                 // 4.1.2: the node of the lifecycle data (also from a command record), else of
@@ -332,7 +434,8 @@ impl<'d> Loader<'d> {
             Phase::CloudInit => {
                 let now = self.now();
                 let Some(wait) = self.wait else {
-                    return self.decide();
+                    self.phase = Phase::Claim;
+                    return self.poll();
                 };
                 if self.beat_owed {
                     self.beat_owed = false;
@@ -365,15 +468,15 @@ impl<'d> Loader<'d> {
                 }
                 let wake = now + self.rules.poll_interval.max(MIN_POLL);
                 let until = wait.until;
-                self.sleep(wake.min(until))
+                self.sleep(wake.min(until), Resume::Read)
             }
-            Phase::Sleeping(until) => LoadStep::Sleep { until },
+            Phase::Sleeping(until, _) => LoadStep::Sleep { until },
             Phase::Decide => self.decide(),
         }
     }
 
-    /// The answer to [`LoadStep::TakeRecord`]: the record, or `None` when there is none.
-    pub fn record_taken(&mut self, record: Option<CommandRecord>, now: SystemTime) {
+    /// The answer to [`LoadStep::ReadRecord`]: the record, or `None` when there is none.
+    pub fn record_read(&mut self, record: Option<CommandRecord>, now: SystemTime) {
         self.now = Some(now);
         if let Some(record) = record {
             // A record written without `EventName` keeps the event's own name.
@@ -382,7 +485,7 @@ impl<'d> Loader<'d> {
             }
             self.event.lifecycle = record.lifecycle.clone();
             self.record = Some(record);
-            self.phase = Phase::Node;
+            self.phase = Phase::Begin;
             return;
         }
         // A command this library sent may report before the sender has stored its record —
@@ -419,17 +522,81 @@ impl<'d> Loader<'d> {
         }
     }
 
+    /// The answer to [`LoadStep::BeginDelivery`]: what the delivery record said.
+    pub fn delivery_begun(&mut self, begin: Begin, now: SystemTime) {
+        self.now = Some(now);
+        match begin {
+            Begin::Begun => {
+                self.delivery = delivery_key(&self.event);
+                self.busy_until = None;
+                self.phase = if self.event.command.is_some() && self.record.is_none() {
+                    Phase::Taking
+                } else {
+                    Phase::Node
+                };
+            }
+            Begin::Done { outcome } => {
+                tracing::info!(%outcome, "event already processed: a duplicate delivery");
+                self.finish(LoadStep::Duplicate { outcome });
+            }
+            Begin::InProgress { until } => {
+                self.busy = Some(format!(
+                    "another invocation is processing this event (until {})",
+                    crate::delivery::epoch_secs(until)
+                ));
+                self.phase = Phase::BeginWait;
+            }
+        }
+    }
+
+    /// The answer to [`LoadStep::Claim`]: what the claim found.
+    pub fn claimed(&mut self, claim: Claim, now: SystemTime) {
+        self.now = Some(now);
+        match claim {
+            Claim::Claimed { node, created } => {
+                self.created = Some(created);
+                self.node = Some(node);
+                self.busy_until = None;
+                self.phase = Phase::Decide;
+            }
+            Claim::Held { until } => {
+                self.busy = Some(format!(
+                    "another invocation holds node {} (until {})",
+                    self.node_id(),
+                    crate::delivery::epoch_secs(until)
+                ));
+                self.phase = Phase::ClaimWait;
+            }
+            Claim::Removed => {
+                let reason = format!(
+                    "node {} was removed; a late event does not bring it back",
+                    self.node_id()
+                );
+                self.finish(LoadStep::NotSupported { reason });
+            }
+        }
+    }
+
     /// The answer to [`LoadStep::ReadNode`]: the node, or `None` when it is not in the table.
     pub fn node_read(&mut self, node: Option<Node>, now: SystemTime) {
         self.now = Some(now);
         let node = node.unwrap_or_else(|| Node::absent(self.node_id()));
+        if node.is_removed() {
+            let reason = format!(
+                "node {} was removed; a late event does not bring it back",
+                node.id
+            );
+            self.node = Some(node);
+            self.finish(LoadStep::NotSupported { reason });
+            return;
+        }
         let must_wait = self.must_wait(&node);
         self.node = Some(node);
         if !must_wait {
             if self.wait.is_some() {
                 tracing::info!(node = %self.node_id(), status = %self.current_state(), "cloud-init finished");
             }
-            self.phase = Phase::Decide;
+            self.phase = Phase::Claim;
             return;
         }
         match &self.wait {
@@ -460,11 +627,12 @@ impl<'d> Loader<'d> {
     /// The answer to [`LoadStep::Sleep`]: the time on waking.
     pub fn woke(&mut self, now: SystemTime) {
         self.now = Some(now);
-        if let Phase::Sleeping(_) = self.phase {
-            self.phase = if self.wait.is_some() {
-                Phase::Reading
-            } else {
-                Phase::Taking
+        if let Phase::Sleeping(_, resume) = self.phase {
+            self.phase = match resume {
+                Resume::Take => Phase::Taking,
+                Resume::Begin => Phase::Beginning,
+                Resume::Read => Phase::Reading,
+                Resume::Claim => Phase::Claiming,
             };
         }
     }
@@ -473,9 +641,28 @@ impl<'d> Loader<'d> {
         self.now.unwrap_or(SystemTime::UNIX_EPOCH)
     }
 
-    fn sleep(&mut self, until: SystemTime) -> LoadStep {
-        self.phase = Phase::Sleeping(until);
+    fn sleep(&mut self, until: SystemTime, resume: Resume) -> LoadStep {
+        self.phase = Phase::Sleeping(until, resume);
         LoadStep::Sleep { until }
+    }
+
+    /// Waits, bounded, for another invocation that holds the node or processes the same
+    /// event; ends retryable when it does not let go in time.
+    fn busy_sleep(&mut self, resume: Resume) -> LoadStep {
+        let now = self.now();
+        let (until, by_deadline) = *self.busy_until.get_or_insert((
+            self.deadline.min_with(now, self.rules.busy_wait),
+            self.deadline.cuts(now, self.rules.busy_wait),
+        ));
+        let what = self.busy.clone().unwrap_or_default();
+        if now >= until && by_deadline {
+            return self.fail(LoadError::Deadline { waiting_for: what });
+        }
+        if now >= until {
+            return self.fail(LoadError::Busy { what });
+        }
+        let wake = now + self.rules.record_poll.max(MIN_POLL);
+        self.sleep(wake.min(until), resume)
     }
 
     fn command_id(&self) -> String {
@@ -553,8 +740,7 @@ impl<'d> Loader<'d> {
     }
 
     fn fail(&mut self, error: LoadError) -> LoadStep {
-        let put_back = self.record.clone().map(Box::new);
-        self.finish(LoadStep::Failed { error, put_back })
+        self.finish(LoadStep::Failed { error })
     }
 
     fn finish(&mut self, step: LoadStep) -> LoadStep {

@@ -72,6 +72,15 @@ impl Node {
         }
     }
 
+    /// True when the item is the tombstone `remove_from_db` left (SPEC 9): a late event does
+    /// not bring the node back.
+    pub fn is_removed(&self) -> bool {
+        self.properties
+            .get(crate::delivery::ATTR_REMOVED)
+            .and_then(Value::as_bool)
+            == Some(true)
+    }
+
     /// True while cloud-init has not finished (status `new`, `pending`, `finished_cloud_init`).
     pub fn is_new(&self) -> bool {
         NEW_STATUSES.contains(&self.status.as_str())
@@ -104,6 +113,10 @@ impl Node {
     pub fn from_item(mut item: Map<String, Value>) -> Result<Self, Fault> {
         let id = ident_of(&item)?;
         item.remove(ATTR_IDENT);
+        // The lease belongs to the delivery machinery, not to the operator's properties.
+        for a in crate::delivery::INTERNAL_ATTRIBUTES {
+            item.remove(*a);
+        }
         let status = match item.remove(ATTR_STATUS) {
             None | Some(Value::Null) => STATUS_NEW.to_owned(),
             Some(Value::String(s)) => s,

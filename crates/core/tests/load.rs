@@ -1,15 +1,18 @@
 //! The loading machine (SPEC 4.1) driven by a simulated world: random events, random node
 //! statuses appearing over time, records that arrive late or never, random timeouts and
-//! deadlines. Whatever happens, the machine's decisions keep the rules: no wait outlives its
-//! bound, a terminating event never waits for cloud-init, heartbeats only for lifecycle
-//! actions and never more often than asked, a record taken is put back whenever loading
-//! fails, and processing only starts from a state that has a trigger.
+//! deadlines, other invocations processing the same event or holding the node. Whatever
+//! happens, the machine's decisions keep the rules: no wait outlives its bound, a terminating
+//! event never waits for cloud-init, heartbeats only for lifecycle actions and never more
+//! often than asked, the command record is only read, a duplicate is recognised, processing
+//! starts only from a state that has a trigger, on a node this invocation claimed, for an
+//! event whose delivery it began (SPEC 9).
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, SystemTime};
 
+use lifecycle::delivery::{Begin, Claim};
 use lifecycle::event::{
     COMMAND_MARKER, CommandStatus, Event, LifecycleData, LifecycleTransition, Source,
 };
@@ -141,6 +144,10 @@ proptest! {
         heartbeat in 0u64..30,
         record_wait in 0u64..12,
         deadline in proptest::option::of(0u64..200),
+        with_id in any::<bool>(),
+        begins in proptest::collection::vec(0u8..3, 1..5),
+        claims in proptest::collection::vec(0u8..3, 1..5),
+        busy_wait in 0u64..15,
     ) {
         let def = Definition::from_yaml(CONFIG).unwrap();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
@@ -149,8 +156,13 @@ proptest! {
         rules.poll_interval = Duration::from_secs(poll);
         rules.heartbeat_interval = Duration::from_secs(heartbeat);
         rules.record_wait = Duration::from_secs(record_wait);
+        rules.busy_wait = Duration::from_secs(busy_wait);
         let deadline = deadline.map_or(Deadline::NONE, |d| Deadline::at(t0 + Duration::from_secs(d)));
-        let e = event(&kind);
+        let mut e = event(&kind);
+        if with_id {
+            e.id = Some("evt-1".into());
+        }
+        let keyed = lifecycle::delivery::delivery_key(&e).is_some();
         let has_lifecycle_event = e.lifecycle.is_some();
         let mut loader = Loader::new(&def, e, rules.clone(), deadline);
 
@@ -162,14 +174,21 @@ proptest! {
         let mut record_wait_started: Option<SystemTime> = None;
         let mut last_beat: Option<SystemTime> = None;
         let mut last_status: Option<&str> = None;
+        let (mut begun, mut done_answered, mut n_begins) = (false, false, 0usize);
+        let (mut claimed, mut n_claims, mut removed) = (false, 0usize, false);
+        let mut busy_started: Option<SystemTime> = None;
+        let mut last_ask = "";
         let mut steps = 0;
         let end = loop {
             steps += 1;
             prop_assert!(steps < 10_000, "loading does not end");
             match loader.poll() {
-                LoadStep::TakeRecord { command_id } => {
+                LoadStep::ReadRecord { command_id } => {
+                    last_ask = "record";
                     prop_assert_eq!(command_id, "cmd-1");
-                    prop_assert!(taken.is_none(), "a second take after a record was taken");
+                    prop_assert!(taken.is_none(), "a second read after a record was read");
+                    let ours = matches!(kind, Kind::Command { ours: true, .. });
+                    prop_assert!(begun == (ours && keyed), "our command's delivery begins first, anyone else's never before");
                     let Kind::Command { terminal, record_after, launching, .. } = &kind else {
                         prop_assert!(false, "a take for an event without a command");
                         unreachable!()
@@ -181,10 +200,50 @@ proptest! {
                         record_wait_started = Some(now);
                     }
                     taken.clone_from(&answer);
-                    loader.record_taken(answer, now);
+                    loader.record_read(answer, now);
+                }
+                LoadStep::BeginDelivery { key } => {
+                    last_ask = "busy";
+                    prop_assert!(keyed, "a delivery record for an event without a key");
+                    prop_assert!(key.starts_with("delivery#"));
+                    prop_assert!(!begun && !claimed && reads == 0, "begin comes first");
+                    prop_assert!(
+                        taken.is_none() || !matches!(kind, Kind::Command { ours: true, .. }),
+                        "our command's record is read after its delivery began"
+                    );
+                    let answer = begins[n_begins.min(begins.len() - 1)];
+                    n_begins += 1;
+                    let begin = match answer {
+                        0 => { begun = true; busy_started = None; Begin::Begun }
+                        1 => { busy_started.get_or_insert(now); Begin::InProgress { until: now + Duration::from_secs(60) } }
+                        _ => { done_answered = true; Begin::Done { outcome: "no_state_change".into() } }
+                    };
+                    loader.delivery_begun(begin, now);
+                }
+                LoadStep::Claim { id } => {
+                    last_ask = "busy";
+                    prop_assert_eq!(id, "i-1");
+                    prop_assert!(reads >= 1, "a claim before the node was read");
+                    prop_assert!(begun || !keyed, "a claim before the delivery began");
+                    let answer = claims[n_claims.min(claims.len() - 1)];
+                    n_claims += 1;
+                    let claim = match answer {
+                        0 => {
+                            claimed = true;
+                            busy_started = None;
+                            let mut n = Node::absent("i-1");
+                            n.status = last_status.unwrap_or("new").to_owned();
+                            Claim::Claimed { node: n, created: last_status.is_none() }
+                        }
+                        1 => { busy_started.get_or_insert(now); Claim::Held { until: now + Duration::from_secs(60) } }
+                        _ => { removed = true; Claim::Removed }
+                    };
+                    loader.claimed(claim, now);
                 }
                 LoadStep::ReadNode { id } => {
+                    last_ask = "node";
                     prop_assert_eq!(id, "i-1");
+                    prop_assert!(begun || !keyed, "a node read before the delivery began");
                     let status = STATUSES[statuses[reads.min(statuses.len() - 1)]];
                     reads += 1;
                     last_status = status;
@@ -208,7 +267,11 @@ proptest! {
                     if let Some(at) = deadline.instant() {
                         prop_assert!(until <= at, "a sleep past the deadline");
                     }
-                    if reads == 0 {
+                    if last_ask == "busy" {
+                        // Waiting for another invocation: bounded by busy_wait.
+                        let started = busy_started.unwrap();
+                        prop_assert!(until <= started + rules.busy_wait);
+                    } else if last_ask == "record" {
                         // Waiting for a record: bounded by record_wait.
                         let started = record_wait_started.unwrap();
                         prop_assert!(until <= started + rules.record_wait);
@@ -230,6 +293,8 @@ proptest! {
         match &end {
             LoadStep::Ready { state } => {
                 prop_assert!(!def.candidates(*state).is_empty());
+                prop_assert!(begun || !keyed, "processing without a delivery record");
+                prop_assert!(claimed || reads == 0, "processing a node not claimed");
                 let expected = match (&loader.event().lifecycle, loader.event().is_command()) {
                     (Some(_), _) | (None, true) => last_status.unwrap_or("new"),
                     (None, false) => loader.event().name.as_str(),
@@ -237,12 +302,18 @@ proptest! {
                 prop_assert_eq!(def.state_name(*state), expected);
             }
             LoadStep::NotSupported { .. } => {
-                prop_assert!(taken.is_none(), "a taken record was dropped");
-                prop_assert!(matches!(kind, Kind::Command { .. }), "not supported, yet no command");
+                prop_assert!(
+                    removed || (taken.is_none() && matches!(kind, Kind::Command { .. })),
+                    "not supported, yet neither a foreign command nor a removed node"
+                );
             }
-            LoadStep::Failed { error, put_back } => {
-                // Whatever failed, a taken record goes back.
-                prop_assert_eq!(put_back.as_deref(), taken.as_ref());
+            LoadStep::Duplicate { .. } => {
+                prop_assert!(done_answered, "a duplicate nobody reported");
+            }
+            LoadStep::Failed { error } => {
+                if let LoadError::Busy { .. } = error {
+                    prop_assert!(busy_started.is_some(), "busy, yet nobody was");
+                }
                 if let LoadError::WaitTimeout { .. } = error {
                     prop_assert!(loader.event().is_launching() || loader.event().is_command());
                     prop_assert!(!loader.event().is_terminating());
@@ -255,8 +326,8 @@ proptest! {
             prop_assert_eq!(reads, 0);
             prop_assert_eq!(takes, 0);
         }
-        // A launching or terminating lifecycle event reads its node.
-        if has_lifecycle_event {
+        // A launching or terminating lifecycle event whose delivery began reads its node.
+        if has_lifecycle_event && begun {
             prop_assert!(reads >= 1);
         }
     }
@@ -278,6 +349,22 @@ fn a_launch_waits_for_cloud_init_with_heartbeats_then_starts_from_the_initial_st
     let mut reads = 0;
     loop {
         match loader.poll() {
+            LoadStep::BeginDelivery { key } => {
+                log.push(format!("begin {key}"));
+                loader.delivery_begun(Begin::Begun, now);
+            }
+            LoadStep::Claim { id } => {
+                log.push(format!("claim {id}"));
+                let mut node = Node::absent("i-1");
+                node.status = "finished_cloud_init".into();
+                loader.claimed(
+                    Claim::Claimed {
+                        node,
+                        created: false,
+                    },
+                    now,
+                );
+            }
             LoadStep::ReadNode { .. } => {
                 reads += 1;
                 let mut n = Node::absent("i-1");
@@ -315,6 +402,7 @@ fn a_launch_waits_for_cloud_init_with_heartbeats_then_starts_from_the_initial_st
     assert_eq!(
         log,
         [
+            "begin delivery#action#t#launching",
             "read pending",
             "sleep 5",
             "read pending",
@@ -325,6 +413,7 @@ fn a_launch_waits_for_cloud_init_with_heartbeats_then_starts_from_the_initial_st
             "read pending",
             "sleep 5",
             "read finished_cloud_init",
+            "claim i-1",
             "ready finished_cloud_init"
         ]
     );

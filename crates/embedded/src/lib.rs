@@ -22,10 +22,11 @@ pub use store::{FileItems, LocalStore, MemoryItems};
 
 use lifecycle_runtime::{Clock, Services};
 
-/// The embedded services: `store` for nodes and command records, `recorder` for every AWS
+/// The embedded services: `store` for nodes, command records and delivery records, `recorder` for every AWS
 /// capability, and `clock`.
 pub fn services(store: LocalStore, recorder: Recorder, clock: Arc<dyn Clock>) -> Services {
     Services::new(
+        Arc::new(store.clone()),
         Arc::new(store.clone()),
         Arc::new(store),
         Arc::new(recorder.clone()),

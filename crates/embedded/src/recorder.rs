@@ -164,6 +164,18 @@ impl CommandRunner for Recorder {
         );
         Ok(id)
     }
+
+    async fn find_sent(&self, instance_ids: &[String], key: &str) -> Result<Option<String>, Fault> {
+        let line = lifecycle::delivery::key_line(key);
+        Ok(self.calls().iter().rev().find_map(|c| {
+            let input = &c.input;
+            let ours = c.operation == "SendCommand"
+                && input["InstanceIds"] == json!(instance_ids)
+                && input["Parameters"]["commands"][1] == json!(line);
+            ours.then(|| input["CommandId"].as_str().map(str::to_owned))
+                .flatten()
+        }))
+    }
 }
 
 #[async_trait]

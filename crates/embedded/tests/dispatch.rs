@@ -177,7 +177,7 @@ transitions:
     let calls = recorder.calls();
     assert_eq!(calls[0].operation, "GetParameter");
     assert_eq!(calls[0].input["Name"], "/swarm/worker-token");
-    let item = &store.items().unwrap()[0];
+    let item = &store.item("i-1").unwrap().unwrap();
     assert_eq!(
         item["JoinToken"],
         simulated_parameter("/swarm/worker-token")
@@ -270,7 +270,10 @@ transitions:
     assert_eq!(r.error_kind, Some(lifecycle::FaultKind::Transient));
     assert_eq!(r.passed_states, ["draining"]);
     assert_eq!(r.tasks, ["slow"], "the task after the deadline did not run");
-    assert_eq!(store.items().unwrap()[0]["ItemStatus"], "draining");
+    assert_eq!(
+        store.item("i-1").unwrap().unwrap()["ItemStatus"],
+        "draining"
+    );
     assert!(r.error.unwrap().contains("state draining"));
 
     // The redelivered event, with time, resumes from `draining`.
@@ -521,8 +524,8 @@ transitions:
         embedded(&store, &recorder, Arc::new(ManualClock::default())),
         Options::default(),
     );
-    let status = || store.items().unwrap()[0]["ItemStatus"].clone();
-    let attempts = || store.items().unwrap()[0]["TransientAttempts"].clone();
+    let status = || store.item("i-1").unwrap().unwrap()["ItemStatus"].clone();
+    let attempts = || store.item("i-1").unwrap().unwrap()["TransientAttempts"].clone();
 
     let r = d.handle(terminate("i-1"), Deadline::NONE).await;
     assert_eq!(r.stopped_by, StopReason::Error, "{r:?}");

@@ -21,6 +21,7 @@ pub fn outcome(report: &Report) -> &'static str {
         (StopReason::NotSupported, _) => "not_supported",
         (StopReason::Conflict, _) => "conflict",
         (StopReason::Deadline, _) => "deadline",
+        (StopReason::Duplicate, _) => "duplicate",
         (_, Some(FaultKind::Invalid)) => "invalid",
         (_, Some(_)) => "error",
         _ => "processed",
@@ -61,8 +62,7 @@ pub fn document(report: &Report, function: &str, duration: Duration, at: SystemT
         "Transitions": report.passed_states.len(),
         "Failures": u8::from(failed),
         "Conflicts": u8::from(report.stopped_by == StopReason::Conflict),
-        // Recognising a redelivered event comes with the exactly-once work (SPEC 9).
-        "Duplicates": 0,
+        "Duplicates": u8::from(report.stopped_by == StopReason::Duplicate),
         "Waits": report.waited_ms as f64 / 1000.0,
         "Duration": millis(duration),
     })

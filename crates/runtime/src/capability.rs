@@ -1,5 +1,6 @@
 //! What the runtime can do in the world, one small trait per capability, each held as
-//! `Arc<dyn …>` in [`Services`]: the state table ([`NodeStore`], [`CommandStore`]), Auto
+//! `Arc<dyn …>` in [`Services`]: the state table ([`NodeStore`], [`CommandStore`],
+//! [`Deliveries`]: their conditional writes are the contract of [`lifecycle::delivery`]), Auto
 //! Scaling ([`LifecycleActions`]), SSM ([`CommandRunner`], [`Secrets`]), Route 53 ([`Dns`]),
 //! SNS ([`Reporter`]), EC2 ([`Snapshots`]) and time ([`Clock`]).
 //!
@@ -12,6 +13,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use lifecycle::config::declared::RecordAction;
+use lifecycle::delivery::{Begin, Claim, Lease, Reservation};
 use lifecycle::event::{LifecycleData, LifecycleResult};
 use lifecycle::{CommandRecord, Fault, Node, Redactor, Sensitive};
 use serde::Serialize;
@@ -19,10 +21,12 @@ use serde_json::{Map, Value};
 
 use crate::clock::Clock;
 
-/// Nodes in the state table. The status write is a compare-and-set: [`NodeStore::set_status`]
-/// succeeds only when the stored status is still the one that was read, and otherwise fails
-/// with [`Fault::Conflict`] naming the status found, so two invocations racing on one node
-/// cannot both advance it.
+/// Nodes in the state table. An invocation claims a node ([`NodeStore::claim`]) before the
+/// first side effect and holds it until its lease ends or it releases it; the status write
+/// is a compare-and-set by the lease holder: [`NodeStore::set_status`] succeeds only when the
+/// stored status is still the one that was read and the lease is still the writer's, and
+/// otherwise fails with [`Fault::Conflict`] naming the status found, so two invocations
+/// racing on one node cannot both advance it (SPEC 9).
 #[async_trait]
 pub trait NodeStore: Send + Sync {
     /// Reads one node (a consistent read); `None` when it is not in the table.
@@ -37,12 +41,36 @@ pub trait NodeStore: Send + Sync {
     /// A [`Fault::Service`].
     async fn put(&self, node: &Node) -> Result<(), Fault>;
 
-    /// Sets `ItemStatus` to `new` if it is still `expected` (a missing item counts as `new`,
-    /// and is created).
+    /// Claims the node for `lease.owner` until `lease.until`, unless another invocation's
+    /// lease is live or the item is a tombstone ([`lifecycle::delivery::claim`]); a missing
+    /// node is created bare. Claiming again with the same owner renews the lease.
     ///
     /// # Errors
-    /// [`Fault::Conflict`] with the status found when it is not `expected`.
-    async fn set_status(&self, id: &str, expected: &str, new: &str) -> Result<(), Fault>;
+    /// [`Fault::Corrupt`] for an item that is not a node; a [`Fault::Service`].
+    async fn claim(&self, id: &str, lease: &Lease, now: SystemTime) -> Result<Claim, Fault>;
+
+    /// Releases `owner`'s lease ([`lifecycle::delivery::release`]); a lease that is not
+    /// `owner`'s any more is left alone, and that is not an error.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn release(&self, id: &str, owner: &str) -> Result<(), Fault>;
+
+    /// Sets `ItemStatus` to `new` if it is still `expected` (a missing item counts as `new`,
+    /// and is created) and, with an `owner`, the lease is still the owner's
+    /// ([`lifecycle::delivery::set_status`]). The owner's own earlier write of the same change
+    /// (a lost response) succeeds.
+    ///
+    /// # Errors
+    /// [`Fault::Conflict`] with the status found when it is not `expected`, or the lease is
+    /// another's.
+    async fn set_status(
+        &self,
+        id: &str,
+        expected: &str,
+        new: &str,
+        owner: Option<&str>,
+    ) -> Result<(), Fault>;
 
     /// Merges properties into an existing node (never `Ident`/`ItemStatus`).
     ///
@@ -50,11 +78,13 @@ pub trait NodeStore: Send + Sync {
     /// [`Fault::MissingNode`] when the node does not exist; a [`Fault::Service`].
     async fn set_properties(&self, id: &str, properties: &Map<String, Value>) -> Result<(), Fault>;
 
-    /// Deletes a node; deleting a missing node is not an error.
+    /// Removes a node, leaving a tombstone until `until` ([`lifecycle::delivery::tombstone`])
+    /// so a late event does not bring it back; removing a removed or missing node is not an
+    /// error.
     ///
     /// # Errors
     /// A [`Fault::Service`].
-    async fn delete(&self, id: &str) -> Result<(), Fault>;
+    async fn remove(&self, id: &str, until: SystemTime) -> Result<(), Fault>;
 
     /// Every node whose `ItemType` is `item_type`, in key order.
     ///
@@ -63,7 +93,7 @@ pub trait NodeStore: Send + Sync {
     async fn by_type(&self, item_type: &str) -> Result<Vec<Node>, Fault>;
 }
 
-/// Command records in the state table.
+/// Command records and send guards in the state table.
 #[async_trait]
 pub trait CommandStore: Send + Sync {
     /// Stores a record (replacing one with the same id).
@@ -72,13 +102,92 @@ pub trait CommandStore: Send + Sync {
     /// A [`Fault::Service`].
     async fn put_command(&self, record: &CommandRecord) -> Result<(), Fault>;
 
-    /// Atomically reads and deletes a record; `None` when there is none (someone else's
-    /// command, or already taken).
+    /// Reads a record; `None` when there is none (someone else's command, already consumed,
+    /// or past its expiry though not yet deleted by TTL).
     ///
     /// # Errors
-    /// [`Fault::Corrupt`] when the item is not a command record (it is then left in place);
-    /// a [`Fault::Service`].
-    async fn take_command(&self, id: &str) -> Result<Option<CommandRecord>, Fault>;
+    /// [`Fault::Corrupt`] when the item is not a command record; a [`Fault::Service`].
+    async fn get_command(&self, id: &str, now: SystemTime) -> Result<Option<CommandRecord>, Fault>;
+
+    /// Consumes a record once the event that read it is processed; consuming a consumed
+    /// record is not an error.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn delete_command(&self, id: &str) -> Result<(), Fault>;
+
+    /// Reserves the send of a command by its idempotency key before it is sent
+    /// ([`lifecycle::delivery::reserve`]).
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn reserve_send(
+        &self,
+        key: &str,
+        owner: &str,
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> Result<Reservation, Fault>;
+
+    /// Makes a guard found [`Reservation::Unknown`] `owner`'s, once the command it guarded
+    /// was looked for and not found.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn take_over_send(
+        &self,
+        key: &str,
+        owner: &str,
+        expires: SystemTime,
+    ) -> Result<(), Fault>;
+
+    /// Records the command id on a guard: from now on the send is done.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn mark_sent(
+        &self,
+        key: &str,
+        command_id: &str,
+        expires: SystemTime,
+    ) -> Result<(), Fault>;
+
+    /// Drops `owner`'s guard after SSM refused the send outright: nothing was sent.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn release_send(&self, key: &str, owner: &str) -> Result<(), Fault>;
+}
+
+/// Delivery records: recognising an event delivered twice (SPEC 9,
+/// [`lifecycle::delivery::begin`]).
+#[async_trait]
+pub trait Deliveries: Send + Sync {
+    /// Begins processing the event keyed `key`: [`Begin::Begun`] when it is ours to process
+    /// (the record is written in progress until `lease.until`).
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn begin(&self, key: &str, lease: &Lease, now: SystemTime) -> Result<Begin, Fault>;
+
+    /// Marks the event processed, with its outcome, remembered until `expires`; a record
+    /// that is not `owner`'s any more is left alone.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn finish(
+        &self,
+        key: &str,
+        owner: &str,
+        outcome: &str,
+        expires: SystemTime,
+    ) -> Result<(), Fault>;
+
+    /// Deletes `owner`'s record: processing ended retryable, and the retry must run.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn forget(&self, key: &str, owner: &str) -> Result<(), Fault>;
 }
 
 /// What became of a completion or heartbeat.
@@ -161,11 +270,19 @@ pub trait CommandRunner: Send + Sync {
     /// A transient [`Fault`] when `until` passes first.
     async fn wait_online(&self, instance_ids: &[String], until: SystemTime) -> Result<(), Fault>;
 
-    /// Sends the command; returns the command id.
+    /// Sends the command, once: an implementation does not retry a send whose outcome is
+    /// unknown (SSM has no idempotency token); returns the command id.
+    ///
+    /// # Errors
+    /// A [`Fault`]: a transient one when the send may or may not have happened.
+    async fn send(&self, command: &ShellCommand) -> Result<String, Fault>;
+
+    /// The id of a command sent to `instance_ids` with this idempotency key (it travels in
+    /// the command's second line), if SSM has one.
     ///
     /// # Errors
     /// A [`Fault`].
-    async fn send(&self, command: &ShellCommand) -> Result<String, Fault>;
+    async fn find_sent(&self, instance_ids: &[String], key: &str) -> Result<Option<String>, Fault>;
 }
 
 /// One DNS record change.
@@ -262,8 +379,10 @@ pub trait Secrets: Send + Sync {
 pub struct Services {
     /// Nodes.
     pub nodes: Arc<dyn NodeStore>,
-    /// Command records.
+    /// Command records and send guards.
     pub commands: Arc<dyn CommandStore>,
+    /// Delivery records.
+    pub deliveries: Arc<dyn Deliveries>,
     /// Auto Scaling.
     pub lifecycle: Arc<dyn LifecycleActions>,
     /// SSM Run Command.
@@ -289,6 +408,7 @@ impl Services {
     pub fn new(
         nodes: Arc<dyn NodeStore>,
         commands: Arc<dyn CommandStore>,
+        deliveries: Arc<dyn Deliveries>,
         lifecycle: Arc<dyn LifecycleActions>,
         runner: Arc<dyn CommandRunner>,
         dns: Arc<dyn Dns>,
@@ -300,6 +420,7 @@ impl Services {
         Services {
             nodes,
             commands,
+            deliveries,
             lifecycle,
             runner,
             dns,

@@ -1,15 +1,18 @@
 //! The dispatcher: the driver of the core's two machines. It performs what the [`Loader`]
-//! asks (take a record, read a node, sleep, heartbeat) and then what the [`Engine`] asks (run a
-//! task, evaluate a condition, persist a state with a compare-and-set), through the
-//! [`Services`], and feeds every result back. It decides nothing itself.
+//! asks (read a record, begin the delivery, read and claim a node, sleep, heartbeat) and then
+//! what the [`Engine`] asks (run a task, evaluate a condition, persist a state with a
+//! compare-and-set), through the [`Services`], and feeds every result back; at the end it
+//! settles what SPEC 9 says an ending settles (the delivery record, the lease, the command
+//! record). It decides nothing itself.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 
+use lifecycle::delivery::Lease;
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
-use lifecycle::load::{LoadError, LoadRules, LoadStep, Loader};
+use lifecycle::load::{LoadError, LoadRules, LoadStep, Loaded, Loader};
 use lifecycle::node::ATTR_TRANSIENT_ATTEMPTS;
 use lifecycle::{
     ConfigErrors, Deadline, Definition, Engine, Event, Fault, FaultKind, Node, Parsed,
@@ -50,9 +53,9 @@ impl DispatchError {
         match self {
             DispatchError::InvalidEvent(_) => FaultKind::Invalid,
             DispatchError::Store(f) => f.kind(),
-            DispatchError::Load(LoadError::WaitTimeout { .. } | LoadError::Deadline { .. }) => {
-                FaultKind::Transient
-            }
+            DispatchError::Load(
+                LoadError::WaitTimeout { .. } | LoadError::Deadline { .. } | LoadError::Busy { .. },
+            ) => FaultKind::Transient,
             DispatchError::Load(_) => FaultKind::Permanent,
             DispatchError::Engine(e) => e.kind(),
         }
@@ -139,21 +142,35 @@ impl Dispatcher {
         report.event_id = event.id.clone();
         report.warnings = event.warnings.clone();
 
+        // The invocation's token: every conditional write carries it (SPEC 9).
+        let lease = Lease {
+            owner: new_token(),
+            until: deadline.min_with(self.services.clock.now(), self.options.lease),
+        };
+
         // 4.1: loading, as the loader decides.
         let mut loader = Loader::new(&self.def, event, self.options.clone(), deadline);
-        let state = match self.load(&mut loader, &mut report).await {
+        let loading = self.load(&mut loader, &mut report, &lease).await;
+        let mut loaded = loader.into_parts();
+        let state = match loading {
             Ok(Some(state)) => state,
-            Ok(None) => return report,
-            Err(e) => return error_report(report, &e),
+            Ok(None) => {
+                self.settle(&mut loaded, &lease, &report, false).await;
+                return report;
+            }
+            Err(e) => {
+                let report = error_report(report, &e);
+                self.settle(&mut loaded, &lease, &report, false).await;
+                return report;
+            }
         };
-        let loaded = loader.into_parts();
         if let Some(record) = &loaded.record {
-            tracing::info!(command = %record.id, event = %record.event_name, "command record taken");
+            tracing::info!(command = %record.id, event = %record.event_name, "command record read");
         }
-        let event = loaded.event;
+        let event = loaded.event.clone();
         let mut resource = Resource {
             persisted: loaded.node.is_some(),
-            node: loaded.node,
+            node: loaded.node.clone(),
         };
         report.initial_state = self.def.state_name(state).to_owned();
         report.final_state = report.initial_state.clone();
@@ -189,7 +206,7 @@ impl Dispatcher {
                         engine.failed(),
                         &mut resource,
                         &mut scratch,
-                        deadline,
+                        (deadline, &lease),
                         name,
                     );
                     let work = self.bound.task(id).run(&mut cx);
@@ -205,7 +222,7 @@ impl Dispatcher {
                         engine.failed(),
                         &mut resource,
                         &mut scratch,
-                        deadline,
+                        (deadline, &lease),
                         name,
                     );
                     match self.bound.condition(id).check(&mut cx).await {
@@ -218,6 +235,7 @@ impl Dispatcher {
                         &mut resource,
                         self.def.state_name(from),
                         self.def.state_name(to),
+                        &lease.owner,
                     )
                     .await
                 }
@@ -242,9 +260,55 @@ impl Dispatcher {
         report.transient_attempts = self
             .count_transient(&mut resource, attempts, transient)
             .await;
-        match finish.error {
+        let report = match finish.error {
             Some(e) => error_report(report, &(*e).into()),
             None => report,
+        };
+        self.settle(&mut loaded, &lease, &report, true).await;
+        report
+    }
+
+    /// What an ending settles (SPEC 9), each best effort — what fails here is logged, and
+    /// expires on its own: the command record is consumed when the engine ran and the end is
+    /// not retryable; the node's lease is released; the delivery record is marked done
+    /// (remembered for `remember`), or deleted when the end is retryable, so the retry runs.
+    async fn settle(&self, loaded: &mut Loaded, lease: &Lease, report: &Report, ran: bool) {
+        let retry = report.retryable;
+        if ran
+            && !retry
+            && let Some(record) = loaded.record.take()
+        {
+            match self.services.commands.delete_command(&record.id).await {
+                Ok(()) => tracing::info!(command = %record.id, "command record consumed"),
+                Err(e) => {
+                    tracing::warn!(command = %record.id, error = %e, "could not consume the command record; it expires")
+                }
+            }
+        }
+        if loaded.claim_created.is_some()
+            && let Some(node) = &loaded.node
+            && let Err(e) = self.services.nodes.release(&node.id, &lease.owner).await
+        {
+            tracing::warn!(node = %node.id, error = %e, "could not release the node; the lease ends at the deadline");
+        }
+        let Some(key) = loaded.delivery.take() else {
+            return;
+        };
+        let settled = if retry {
+            self.services.deliveries.forget(&key, &lease.owner).await
+        } else {
+            let outcome = match report.final_state.as_str() {
+                "" => report.stopped_by.to_string(),
+                state => format!("{} in {state}", report.stopped_by),
+            };
+            let expires = self.services.clock.now() + self.options.remember;
+            self.services
+                .deliveries
+                .finish(&key, &lease.owner, &outcome, expires)
+                .await
+        };
+        if let Err(e) = settled {
+            tracing::warn!(delivery = %key, error = %e, "could not settle the delivery record; it expires at the deadline");
         }
     }
 
@@ -283,7 +347,7 @@ impl Dispatcher {
         event_failed: bool,
         resource: &'a mut Resource,
         scratch: &'a mut Scratch,
-        deadline: Deadline,
+        (deadline, lease): (Deadline, &'a Lease),
         name: &'a str,
     ) -> TaskContext<'a> {
         TaskContext {
@@ -293,6 +357,8 @@ impl Dispatcher {
             scratch,
             services: &self.services,
             deadline,
+            lease,
+            rules: &self.options,
             name,
         }
     }
@@ -303,18 +369,35 @@ impl Dispatcher {
         &self,
         loader: &mut Loader<'_>,
         report: &mut Report,
+        lease: &Lease,
     ) -> Result<Option<lifecycle::config::StateId>, DispatchError> {
         let clock = &self.services.clock;
         loop {
             match loader.poll() {
-                LoadStep::TakeRecord { command_id } => {
-                    let record = self.services.commands.take_command(&command_id).await?;
-                    loader.record_taken(record, clock.now());
+                LoadStep::ReadRecord { command_id } => {
+                    let record = self
+                        .services
+                        .commands
+                        .get_command(&command_id, clock.now())
+                        .await?;
+                    loader.record_read(record, clock.now());
+                }
+                LoadStep::BeginDelivery { key } => {
+                    let begin = self
+                        .services
+                        .deliveries
+                        .begin(&key, lease, clock.now())
+                        .await?;
+                    loader.delivery_begun(begin, clock.now());
                 }
                 LoadStep::ReadNode { id } => {
                     report.node = Some(id.clone());
                     let node = self.services.nodes.get(&id).await?;
                     loader.node_read(node, clock.now());
+                }
+                LoadStep::Claim { id } => {
+                    let claim = self.services.nodes.claim(&id, lease, clock.now()).await?;
+                    loader.claimed(claim, clock.now());
                 }
                 LoadStep::Heartbeat => {
                     if let Some(lc) = &loader.event().lifecycle
@@ -343,16 +426,17 @@ impl Dispatcher {
                     report.not_supported = Some(reason);
                     return Ok(None);
                 }
-                LoadStep::Failed { error, put_back } => {
+                LoadStep::Duplicate { outcome } => {
+                    report.stopped_by = StopReason::Duplicate;
+                    report.event = Some(loader.event().name.clone());
+                    report.duplicate = Some(outcome);
+                    return Ok(None);
+                }
+                LoadStep::Failed { error } => {
                     report.event = Some(loader.event().name.clone());
                     report.initial_state = loader.current_state().to_owned();
                     report.final_state = report.initial_state.clone();
-                    // Nothing has changed: the redelivered status event can resume.
-                    if let Some(record) = put_back
-                        && let Err(e) = self.services.commands.put_command(&record).await
-                    {
-                        tracing::error!(command = %record.id, error = %e, "could not put the command record back");
-                    }
+                    // Nothing has changed: the command record is still there for the retry.
                     return Err(error.into());
                 }
             }
@@ -361,12 +445,23 @@ impl Dispatcher {
 
     /// Writes a state change with a compare-and-set, or keeps it in memory for a resource
     /// that is not persisted.
-    async fn persist(&self, resource: &mut Resource, from: &str, to: &str) -> Feedback {
+    async fn persist(
+        &self,
+        resource: &mut Resource,
+        from: &str,
+        to: &str,
+        owner: &str,
+    ) -> Feedback {
         let Some(node) = resource.node.as_mut() else {
             return Feedback::Persisted;
         };
         if resource.persisted {
-            match self.services.nodes.set_status(&node.id, from, to).await {
+            match self
+                .services
+                .nodes
+                .set_status(&node.id, from, to, Some(owner))
+                .await
+            {
                 Ok(()) => {}
                 Err(Fault::Conflict { found, .. }) => return Feedback::Conflict { found },
                 Err(e) => return Feedback::PersistFailed(e),
@@ -417,6 +512,11 @@ async fn keeping_alive<T>(
         Poll::Pending
     })
     .await
+}
+
+/// A token unique to one processing of one event: 128 random bits.
+fn new_token() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 /// A future that is pending once, then ready.

@@ -49,6 +49,9 @@ pub struct Report {
     pub not_supported: Option<String>,
     /// For `conflict`: the status another invocation had written.
     pub conflict: Option<String>,
+    /// For `duplicate`: how the first processing of the event ended (`stopped_by`, and the
+    /// state it ended in).
+    pub duplicate: Option<String>,
     /// Tolerated problems (e.g. metadata that is not JSON).
     pub warnings: Vec<String>,
     /// AWS calls made (or, in a simulation, that would have been made), secrets masked.
@@ -93,6 +96,7 @@ impl Report {
             errors: Vec::new(),
             not_supported: None,
             conflict: None,
+            duplicate: None,
             warnings: Vec::new(),
             calls: Vec::new(),
             waited_ms: 0,

@@ -1,13 +1,17 @@
-//! [`LocalStore`]: the node and command stores over a synchronous item backend.
+//! [`LocalStore`]: the node, command and delivery stores over a synchronous item backend,
+//! applying the decisions of [`lifecycle::delivery`] atomically.
 
 use std::sync::Arc;
+
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use lifecycle::node::{ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, STATUS_NEW, TYPE_COMMAND, ident_of};
+use lifecycle::delivery::{self, Begin, Claim, Lease, Reservation};
+use lifecycle::node::{ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, TYPE_COMMAND, ident_of};
 use lifecycle::{CommandRecord, Fault, Node};
-use lifecycle_runtime::capability::{CommandStore, NodeStore};
+use lifecycle_runtime::capability::{CommandStore, Deliveries, NodeStore};
 
 /// A table item: attribute name → JSON value.
 pub type Item = Map<String, Value>;
@@ -84,6 +88,14 @@ impl LocalStore {
         self.items.put(&id, item)
     }
 
+    /// The item with key `id`, as stored (for inspection and tests).
+    ///
+    /// # Errors
+    /// a [`Fault::Service`] on I/O failure.
+    pub fn item(&self, id: &str) -> Result<Option<Map<String, Value>>, Fault> {
+        self.items.get(id)
+    }
+
     /// Every item in the store, in key order (for inspection and tests).
     ///
     /// # Errors
@@ -97,11 +109,23 @@ fn is_command(item: &Map<String, Value>) -> bool {
     item.get(ATTR_TYPE).and_then(Value::as_str) == Some(TYPE_COMMAND)
 }
 
-fn status_of(item: Option<&Map<String, Value>>) -> String {
-    item.and_then(|i| i.get(ATTR_STATUS))
-        .and_then(Value::as_str)
-        .unwrap_or(STATUS_NEW)
-        .to_owned()
+/// Applies a decision of [`lifecycle::delivery`] atomically: `decide(old)` gives the new item
+/// (`Ok(Some)`), no change (`Ok(None)`), or what stopped it (`Err`).
+fn apply<E>(
+    items: &dyn Items,
+    id: &str,
+    mut decide: impl FnMut(Option<&Item>) -> Result<Option<Item>, E>,
+) -> Result<Result<(), E>, Fault> {
+    let mut refused = None;
+    items.update(id, &mut |old| match decide(old) {
+        Ok(Some(new)) => Ok(Some(new)),
+        Ok(None) => Ok(old.cloned()),
+        Err(e) => {
+            refused = Some(e);
+            Ok(old.cloned())
+        }
+    })?;
+    Ok(refused.map_or(Ok(()), Err))
 }
 
 #[async_trait]
@@ -121,35 +145,61 @@ impl NodeStore for LocalStore {
         self.items.put(&node.id, node.to_item())
     }
 
-    async fn set_status(&self, id: &str, expected: &str, new: &str) -> Result<(), Fault> {
+    async fn claim(&self, id: &str, lease: &Lease, now: SystemTime) -> Result<Claim, Fault> {
+        let mut result = None;
         self.items.update(id, &mut |old| {
-            let found = status_of(old);
-            if found != expected {
-                return Err(Fault::Conflict {
+            if old.is_some_and(is_command) {
+                return Err(Fault::Corrupt {
                     id: id.to_owned(),
-                    expected: expected.to_owned(),
-                    found,
+                    reason: "the item is a command record, not a node".into(),
                 });
             }
-            let mut item = old.cloned().unwrap_or_else(|| {
-                let mut m = Map::new();
-                m.insert(ATTR_IDENT.into(), Value::String(id.to_owned()));
-                m
-            });
-            item.insert(ATTR_STATUS.into(), Value::String(new.to_owned()));
-            Ok(Some(item))
+            match delivery::claim(id, old, lease, now) {
+                Ok(item) => {
+                    result = Some(delivery::claimed(item.clone(), old.is_some())?);
+                    Ok(Some(item))
+                }
+                Err(refused) => {
+                    result = Some(refused);
+                    Ok(old.cloned())
+                }
+            }
         })?;
+        result.ok_or_else(|| Fault::permanent("claim: the store applied no change"))
+    }
+
+    async fn release(&self, id: &str, owner: &str) -> Result<(), Fault> {
+        self.items
+            .update(id, &mut |old| match delivery::release(old, owner) {
+                Ok(new) => Ok(new),
+                Err(()) => Ok(old.cloned()),
+            })?;
         Ok(())
+    }
+
+    async fn set_status(
+        &self,
+        id: &str,
+        expected: &str,
+        new: &str,
+        owner: Option<&str>,
+    ) -> Result<(), Fault> {
+        apply(self.items.as_ref(), id, |old| {
+            delivery::set_status(id, old, expected, new, owner)
+        })?
     }
 
     async fn set_properties(&self, id: &str, properties: &Map<String, Value>) -> Result<(), Fault> {
         self.items.update(id, &mut |old| {
-            let Some(old) = old else {
+            let Some(old) = old.filter(|o| !delivery::is_tombstone(o)) else {
                 return Err(Fault::MissingNode { id: id.to_owned() });
             };
             let mut item = old.clone();
             for (k, v) in properties {
-                if k != ATTR_IDENT && k != ATTR_STATUS {
+                if k != ATTR_IDENT
+                    && k != ATTR_STATUS
+                    && !delivery::INTERNAL_ATTRIBUTES.contains(&k.as_str())
+                {
                     item.insert(k.clone(), v.clone());
                 }
             }
@@ -158,9 +208,8 @@ impl NodeStore for LocalStore {
         Ok(())
     }
 
-    async fn delete(&self, id: &str) -> Result<(), Fault> {
-        self.items.update(id, &mut |_| Ok(None))?;
-        Ok(())
+    async fn remove(&self, id: &str, until: SystemTime) -> Result<(), Fault> {
+        self.items.put(id, delivery::tombstone(id, until))
     }
 
     async fn by_type(&self, item_type: &str) -> Result<Vec<Node>, Fault> {
@@ -179,19 +228,106 @@ impl CommandStore for LocalStore {
         self.items.put(&record.id, record.to_item())
     }
 
-    async fn take_command(&self, id: &str) -> Result<Option<CommandRecord>, Fault> {
-        let mut taken = None;
-        self.items.update(id, &mut |old| match old {
+    async fn get_command(&self, id: &str, now: SystemTime) -> Result<Option<CommandRecord>, Fault> {
+        match self.items.get(id)? {
             None => Ok(None),
-            Some(item) if !is_command(item) => Err(Fault::Corrupt {
+            Some(item) if !is_command(&item) => Err(Fault::Corrupt {
                 id: id.to_owned(),
                 reason: "the item is not a command record".into(),
             }),
-            Some(item) => {
-                taken = Some(CommandRecord::from_item(item)?);
+            Some(item) if delivery::expired(&item, now) => Ok(None),
+            Some(item) => CommandRecord::from_item(&item).map(Some),
+        }
+    }
+
+    async fn delete_command(&self, id: &str) -> Result<(), Fault> {
+        self.items.update(id, &mut |old| match old {
+            Some(item) if is_command(item) => Ok(None),
+            other => Ok(other.cloned()),
+        })?;
+        Ok(())
+    }
+
+    async fn reserve_send(
+        &self,
+        key: &str,
+        owner: &str,
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> Result<Reservation, Fault> {
+        let applied = apply(self.items.as_ref(), key, |old| {
+            delivery::reserve(key, old, owner, expires, now).map(Some)
+        })?;
+        Ok(applied.map_or_else(|found| found, |()| Reservation::Fresh))
+    }
+
+    async fn take_over_send(
+        &self,
+        key: &str,
+        owner: &str,
+        expires: SystemTime,
+    ) -> Result<(), Fault> {
+        self.items.update(key, &mut |old| {
+            Ok(Some(delivery::take_over(old, key, owner, expires)))
+        })?;
+        Ok(())
+    }
+
+    async fn mark_sent(
+        &self,
+        key: &str,
+        command_id: &str,
+        expires: SystemTime,
+    ) -> Result<(), Fault> {
+        self.items.update(key, &mut |old| {
+            Ok(Some(delivery::mark_sent(old, key, command_id, expires)))
+        })?;
+        Ok(())
+    }
+
+    async fn release_send(&self, key: &str, owner: &str) -> Result<(), Fault> {
+        self.items.update(key, &mut |old| {
+            Ok(old
+                .filter(|o| {
+                    o.get(delivery::ATTR_OWNER).and_then(Value::as_str) != Some(owner)
+                        || o.contains_key(delivery::ATTR_COMMAND_ID)
+                })
+                .cloned())
+        })?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Deliveries for LocalStore {
+    async fn begin(&self, key: &str, lease: &Lease, now: SystemTime) -> Result<Begin, Fault> {
+        let applied = apply(self.items.as_ref(), key, |old| {
+            delivery::begin(key, old, lease, now).map(Some)
+        })?;
+        Ok(applied.map_or_else(|found| found, |()| Begin::Begun))
+    }
+
+    async fn finish(
+        &self,
+        key: &str,
+        owner: &str,
+        outcome: &str,
+        expires: SystemTime,
+    ) -> Result<(), Fault> {
+        self.items.update(key, &mut |old| {
+            Ok(delivery::finish(old, owner, outcome, expires).or_else(|| old.cloned()))
+        })?;
+        Ok(())
+    }
+
+    async fn forget(&self, key: &str, owner: &str) -> Result<(), Fault> {
+        self.items.update(key, &mut |old| {
+            if delivery::may_forget(old, owner) {
                 Ok(None)
+            } else {
+                Ok(old.cloned())
             }
         })?;
-        Ok(taken)
+        Ok(())
     }
 }

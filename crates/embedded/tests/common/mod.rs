@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use lifecycle::config::{ConditionKind, Definition, TaskKind};
+use lifecycle::delivery::{Claim, Lease};
 use lifecycle::event::{CommandStatus, Event, LifecycleData, LifecycleTransition, Source};
 use lifecycle::{Fault, Node};
 use lifecycle_embedded::{LocalStore, ManualClock};
@@ -206,8 +207,9 @@ impl Condition for Scripted {
     }
 }
 
-/// A task that moves the node in the table behind the engine's back, as a concurrent
-/// invocation would: it writes [`STOLEN`] with the compare-and-set the engine also uses.
+/// A task that moves the node in the table behind the engine's back, as the instance's own
+/// cloud-init or an operator would: it writes [`STOLEN`] with a compare-and-set that holds
+/// no lease.
 pub struct Steal;
 
 #[async_trait]
@@ -215,7 +217,10 @@ impl Task for Steal {
     async fn run(&self, cx: &mut TaskContext<'_>) -> Result<(), Fault> {
         let node = cx.node()?;
         let (id, status) = (node.id.clone(), node.status.clone());
-        cx.services.nodes.set_status(&id, &status, STOLEN).await?;
+        cx.services
+            .nodes
+            .set_status(&id, &status, STOLEN, None)
+            .await?;
         Ok(())
     }
 }
@@ -325,8 +330,22 @@ impl NodeStore for Journal {
         self.inner.put(node).await
     }
 
-    async fn set_status(&self, id: &str, expected: &str, new: &str) -> Result<(), Fault> {
-        self.inner.set_status(id, expected, new).await?;
+    async fn claim(&self, id: &str, lease: &Lease, now: SystemTime) -> Result<Claim, Fault> {
+        self.inner.claim(id, lease, now).await
+    }
+
+    async fn release(&self, id: &str, owner: &str) -> Result<(), Fault> {
+        self.inner.release(id, owner).await
+    }
+
+    async fn set_status(
+        &self,
+        id: &str,
+        expected: &str,
+        new: &str,
+        owner: Option<&str>,
+    ) -> Result<(), Fault> {
+        self.inner.set_status(id, expected, new, owner).await?;
         if let Ok(mut w) = self.writes.lock() {
             w.push((id.to_owned(), expected.to_owned(), new.to_owned()));
         }
@@ -337,8 +356,8 @@ impl NodeStore for Journal {
         self.inner.set_properties(id, properties).await
     }
 
-    async fn delete(&self, id: &str) -> Result<(), Fault> {
-        self.inner.delete(id).await
+    async fn remove(&self, id: &str, until: SystemTime) -> Result<(), Fault> {
+        self.inner.remove(id, until).await
     }
 
     async fn by_type(&self, item_type: &str) -> Result<Vec<Node>, Fault> {

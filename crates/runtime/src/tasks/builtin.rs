@@ -86,14 +86,16 @@ impl Task for Heartbeat {
     }
 }
 
-/// `remove_from_db`: deletes the node; later state changes of this event stay in memory.
+/// `remove_from_db`: removes the node, leaving a tombstone so a late event does not bring it
+/// back (SPEC 9); later state changes of this event stay in memory.
 struct RemoveFromDb;
 
 #[async_trait]
 impl Task for RemoveFromDb {
     async fn run(&self, cx: &mut TaskContext<'_>) -> Result<(), Fault> {
         let id = cx.node()?.id.clone();
-        cx.services.nodes.delete(&id).await?;
+        let until = cx.services.clock.now() + cx.rules.tombstone;
+        cx.services.nodes.remove(&id, until).await?;
         cx.resource.persisted = false;
         Ok(())
     }

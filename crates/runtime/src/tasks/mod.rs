@@ -51,6 +51,10 @@ pub struct TaskContext<'a> {
     pub services: &'a Services,
     /// No wait may outlive this.
     pub deadline: Deadline,
+    /// The invocation's token and lease: what its conditional writes carry (SPEC 9).
+    pub lease: &'a lifecycle::delivery::Lease,
+    /// The dispatcher's tunables (how long a tombstone lasts, ...).
+    pub rules: &'a lifecycle::load::LoadRules,
     /// The registered name the task or condition runs under.
     pub name: &'a str,
 }
