@@ -641,7 +641,13 @@ impl NodeStore for DynamoStore {
                     Some(AttributeValue::S(s)) => s.clone(),
                     _ => "?".to_owned(),
                 };
-                nodes.push(Node::from_item(item_to_json(&id, item)?)?);
+                // A malformed item of another node is logged and skipped (SPEC 9).
+                match item_to_json(&id, item) {
+                    Ok(json) => nodes.extend(Node::from_query_item(json)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a malformed item skipped by a node query")
+                    }
+                }
             }
         }
         nodes.sort_by(|a, b| a.id.cmp(&b.id));

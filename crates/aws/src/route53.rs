@@ -60,6 +60,39 @@ fn build(c: &RecordChange) -> Result<Change, Fault> {
 impl Dns for Route53Dns {
     async fn change(&self, zone_id: &str, changes: &[RecordChange]) -> Result<(), Fault> {
         let zone = zone_id.trim_start_matches("/hostedzone/");
+        let result = self.apply(zone, changes).await;
+        let Err(e) = result else {
+            return Ok(());
+        };
+        // Deleting a record that is already gone succeeds (SPEC 9): a redelivered termination
+        // must not fail on its own earlier DELETE. AWS refuses the whole batch
+        // (`InvalidChangeBatch`); the DELETEs whose record set is gone are dropped, and the
+        // rest is sent again once. A DELETE whose record is there with other values is still
+        // refused: that record is not ours to remove.
+        let deletes = changes.iter().any(|c| c.action == RecordAction::Delete);
+        if e.code() != Some("InvalidChangeBatch") || !deletes {
+            return Err(e);
+        }
+        let mut remaining = Vec::with_capacity(changes.len());
+        for c in changes {
+            if c.action == RecordAction::Delete && !self.exists(zone, c).await? {
+                tracing::info!(name = %c.name, r#type = %c.record_type, "record to delete is already gone: nothing to delete");
+                continue;
+            }
+            remaining.push(c.clone());
+        }
+        if remaining.len() == changes.len() {
+            return Err(e);
+        }
+        if remaining.is_empty() {
+            return Ok(());
+        }
+        self.apply(zone, &remaining).await
+    }
+}
+
+impl Route53Dns {
+    async fn apply(&self, zone: &str, changes: &[RecordChange]) -> Result<(), Fault> {
         let changes = changes.iter().map(build).collect::<Result<Vec<_>, _>>()?;
         let batch = ChangeBatch::builder()
             .set_changes(Some(changes))
@@ -73,5 +106,33 @@ impl Dns for Route53Dns {
             .await
             .map_err(|e| fault("ChangeResourceRecordSets", &e))?;
         Ok(())
+    }
+
+    /// True when the zone holds a record set of `c`'s name and type, whatever its values.
+    async fn exists(&self, zone: &str, c: &RecordChange) -> Result<bool, Fault> {
+        let out = self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(zone)
+            .start_record_name(&c.name)
+            .start_record_type(RrType::from(c.record_type.as_str()))
+            .max_items(1)
+            .send()
+            .await
+            .map_err(|e| fault("ListResourceRecordSets", &e))?;
+        let Some(set) = out.resource_record_sets().first() else {
+            return Ok(false);
+        };
+        Ok(dns_name(set.name()) == dns_name(&c.name) && set.r#type().as_str() == c.record_type)
+    }
+}
+
+/// A DNS name as Route 53 compares it: lower case, with the final dot.
+fn dns_name(name: &str) -> String {
+    let name = name.to_ascii_lowercase();
+    if name.ends_with('.') {
+        name
+    } else {
+        format!("{name}.")
     }
 }

@@ -744,7 +744,7 @@ async fn reports_go_to_the_topic_in_its_own_region() {
 }
 
 #[tokio::test]
-async fn dns_changes_apply_as_one_batch_and_stale_deletes_are_refused() {
+async fn dns_changes_apply_as_one_batch_stale_deletes_are_refused_gone_ones_succeed() {
     // The strict DELETE comes from the harness (moto accepts any DELETE).
     let moto = Moto::shared();
     let config = moto.sdk().await;
@@ -804,6 +804,25 @@ async fn dns_changes_apply_as_one_batch_and_stale_deletes_are_refused() {
         .await
         .unwrap();
     assert_eq!(a_records().await.len(), 1);
+    // SPEC 9: deleting a record that is already gone succeeds (a redelivered termination
+    // repeats its DELETE); failed before: InvalidChangeBatch, permanent.
+    dns.change(&zone_id, &[rec(RecordAction::Delete, "10.0.0.7")])
+        .await
+        .unwrap();
+    // In a batch, the gone DELETE is dropped and the rest applied.
+    dns.change(
+        &zone_id,
+        &[
+            rec(RecordAction::Delete, "10.0.0.7"),
+            RecordChange {
+                name: "i-3.swarm.example.internal".into(),
+                ..rec(RecordAction::Upsert, "10.0.0.9")
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(a_records().await.len(), 2);
 }
 
 #[tokio::test]

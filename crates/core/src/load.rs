@@ -231,6 +231,9 @@ enum Phase {
     Claiming,
     /// Another invocation holds the node: sleep, then claim again.
     ClaimWait,
+    /// The node is ours: read the command record again, since another processing of the
+    /// same status may have consumed it before this one got the node.
+    Recheck,
     /// A sleep was asked for; then the phase named.
     Sleeping(SystemTime, Resume),
     /// The node is loaded: the current state and the guards decide.
@@ -413,6 +416,9 @@ impl<'d> Loader<'d> {
             }
             Phase::Claiming => LoadStep::Claim { id: self.node_id() },
             Phase::ClaimWait => self.busy_sleep(Resume::Claim),
+            Phase::Recheck => LoadStep::ReadRecord {
+                command_id: self.command_id(),
+            },
             Phase::Node => {
                 self.merge_default_metadata();
                 // 4.1.2: the node of the lifecycle data (also from a command record), else of
@@ -478,6 +484,22 @@ impl<'d> Loader<'d> {
     /// The answer to [`LoadStep::ReadRecord`]: the record, or `None` when there is none.
     pub fn record_read(&mut self, record: Option<CommandRecord>, now: SystemTime) {
         self.now = Some(now);
+        if self.phase == Phase::Recheck {
+            match record {
+                Some(record) => {
+                    self.record = Some(record);
+                    self.phase = Phase::Decide;
+                }
+                None => {
+                    let outcome = format!(
+                        "another processing of command {} consumed its record",
+                        self.command_id()
+                    );
+                    self.finish(LoadStep::Duplicate { outcome });
+                }
+            }
+            return;
+        }
         if let Some(record) = record {
             // A record written without `EventName` keeps the event's own name.
             if !record.event_name.is_empty() {
@@ -557,7 +579,11 @@ impl<'d> Loader<'d> {
                 self.created = Some(created);
                 self.node = Some(node);
                 self.busy_until = None;
-                self.phase = Phase::Decide;
+                self.phase = if self.record.is_some() {
+                    Phase::Recheck
+                } else {
+                    Phase::Decide
+                };
             }
             Claim::Held { until } => {
                 self.busy = Some(format!(

@@ -134,6 +134,14 @@ impl Node {
         })
     }
 
+    /// Reads an item a node query returned: `None` for a malformed item, which is logged
+    /// and skipped, so another node's bad item never moves the node being processed (SPEC 9).
+    pub fn from_query_item(item: Map<String, Value>) -> Option<Self> {
+        Node::from_item(item)
+            .map_err(|e| tracing::error!(error = %e, "a malformed item skipped by a node query"))
+            .ok()
+    }
+
     /// The node as a table item (`Ident` and `ItemStatus` included).
     pub fn to_item(&self) -> Map<String, Value> {
         let mut item = self.properties.clone();

@@ -148,6 +148,7 @@ proptest! {
         begins in proptest::collection::vec(0u8..3, 1..5),
         claims in proptest::collection::vec(0u8..3, 1..5),
         busy_wait in 0u64..15,
+        consumed in any::<bool>(),
     ) {
         let def = Definition::from_yaml(CONFIG).unwrap();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
@@ -178,11 +179,21 @@ proptest! {
         let (mut claimed, mut n_claims, mut removed) = (false, 0usize, false);
         let mut busy_started: Option<SystemTime> = None;
         let mut last_ask = "";
+        let mut rechecked = false;
         let mut steps = 0;
         let end = loop {
             steps += 1;
             prop_assert!(steps < 10_000, "loading does not end");
             match loader.poll() {
+                LoadStep::ReadRecord { command_id } if claimed => {
+                    // After the claim, the record is read again: still there, or consumed by
+                    // another processing of the same status.
+                    prop_assert_eq!(command_id, "cmd-1");
+                    prop_assert!(taken.is_some(), "a recheck of a record never read");
+                    rechecked = true;
+                    let still = if consumed { None } else { taken.clone() };
+                    loader.record_read(still, now);
+                }
                 LoadStep::ReadRecord { command_id } => {
                     last_ask = "record";
                     prop_assert_eq!(command_id, "cmd-1");
@@ -295,6 +306,8 @@ proptest! {
                 prop_assert!(!def.candidates(*state).is_empty());
                 prop_assert!(begun || !keyed, "processing without a delivery record");
                 prop_assert!(claimed || reads == 0, "processing a node not claimed");
+                prop_assert!(rechecked || taken.is_none(), "a record not read again after the claim");
+                prop_assert!(!(rechecked && consumed), "processing a consumed record");
                 let expected = match (&loader.event().lifecycle, loader.event().is_command()) {
                     (Some(_), _) | (None, true) => last_status.unwrap_or("new"),
                     (None, false) => loader.event().name.as_str(),
@@ -308,7 +321,7 @@ proptest! {
                 );
             }
             LoadStep::Duplicate { .. } => {
-                prop_assert!(done_answered, "a duplicate nobody reported");
+                prop_assert!(done_answered || (rechecked && consumed), "a duplicate nobody reported");
             }
             LoadStep::Failed { error } => {
                 if let LoadError::Busy { .. } = error {

@@ -1,6 +1,6 @@
-//! Dispatcher behaviour around command records that the table-driven suite does not cover:
-//! a record taken by an event that then fails before any state change is put back, so the
-//! redelivered status event can resume.
+//! Dispatcher behaviour the table-driven suite does not cover: command records (read, and
+//! consumed only once the event is processed, so a redelivered status event can resume),
+//! waits, deadlines, heartbeats, redaction and transient faults.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,7 +55,7 @@ fn build(config: &str, registry: &Registry, services: Services, options: Options
 }
 
 #[tokio::test]
-async fn a_record_taken_before_a_wait_timeout_is_put_back_and_the_retry_resumes() {
+async fn a_record_read_before_a_wait_timeout_stays_and_the_retry_resumes() {
     let store = store_with("i-1", "pending");
     store
         .insert_item(command_record("cmd-1", &launch("i-1"), "i-1"))
@@ -74,7 +74,7 @@ async fn a_record_taken_before_a_wait_timeout_is_put_back_and_the_retry_resumes(
         .collect();
     assert!(
         ids.contains(&"cmd-1".to_owned()),
-        "record was not put back: {ids:?}"
+        "the record is gone: {ids:?}"
     );
 
     // Cloud-init finishes; the redelivered status event now resumes the launch.

@@ -86,10 +86,12 @@ pub trait NodeStore: Send + Sync {
     /// A [`Fault::Service`].
     async fn remove(&self, id: &str, until: SystemTime) -> Result<(), Fault>;
 
-    /// Every node whose `ItemType` is `item_type`, in key order.
+    /// Every node whose `ItemType` is `item_type`, in key order. A malformed item is logged
+    /// and skipped ([`Node::from_query_item`]): another node's bad item never moves the node
+    /// being processed (SPEC 9).
     ///
     /// # Errors
-    /// [`Fault::Corrupt`] for an item that is not a node; a [`Fault::Service`].
+    /// A [`Fault::Service`].
     async fn by_type(&self, item_type: &str) -> Result<Vec<Node>, Fault>;
 }
 

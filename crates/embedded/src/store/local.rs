@@ -213,12 +213,13 @@ impl NodeStore for LocalStore {
     }
 
     async fn by_type(&self, item_type: &str) -> Result<Vec<Node>, Fault> {
-        self.items
+        Ok(self
+            .items
             .all()?
             .into_iter()
             .filter(|i| i.get(ATTR_TYPE).and_then(Value::as_str) == Some(item_type))
-            .map(Node::from_item)
-            .collect()
+            .filter_map(Node::from_query_item)
+            .collect())
     }
 }
 
