@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let compiled = Definition::from_yaml(text);
-    assert_eq!(compiled, Definition::from_yaml(text), "compile is not deterministic");
+    assert_eq!(
+        compiled,
+        Definition::from_yaml(text),
+        "compile is not deterministic"
+    );
     let def = match compiled {
         Err(errors) => {
             check_errors(&errors);
@@ -30,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let raw = RawConfig::from_yaml(text).expect("a compiled configuration has a good shape");
-    assert_eq!(Definition::compile(&raw).as_ref(), Ok(&def), "two steps != one");
+    assert_eq!(
+        Definition::compile(&raw).as_ref(),
+        Ok(&def),
+        "two steps != one"
+    );
 
     for (i, name) in def.states().iter().enumerate() {
         let id = def.state_id(name).expect("every state has an id");
@@ -110,8 +118,11 @@ fn to_value(raw: &RawConfig) -> Value {
     }
     top.insert("transitions".into(), Value::Array(transitions));
     if !raw.tasks.is_empty() {
-        let tasks: Map<String, Value> =
-            raw.tasks.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let tasks: Map<String, Value> = raw
+            .tasks
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         top.insert("tasks".into(), Value::Object(tasks));
     }
     if !raw.redact.is_empty() {

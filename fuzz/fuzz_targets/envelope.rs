@@ -103,7 +103,11 @@ fuzz_target!(|data: &[u8]| {
 
     let bytes = serde_json::to_vec(&wrapped).expect("a JSON value serialises");
     let results = event::parse(&bytes).expect("serialised JSON is JSON");
-    assert_eq!(results, event::parse_value(&wrapped), "parse != parse_value");
+    assert_eq!(
+        results,
+        event::parse_value(&wrapped),
+        "parse != parse_value"
+    );
     assert!(!results.is_empty(), "no result at all");
     for r in &results {
         match r {
@@ -161,12 +165,21 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(d.reason, w.reason);
         }
         (Err(EventError::UnknownShape), Ok(Parsed::NotSupported(_))) => {}
-        (Err(EventError::MissingField { field: d }), Err(EventError::MissingField { field: w })) => {
+        (
+            Err(EventError::MissingField { field: d }),
+            Err(EventError::MissingField { field: w }),
+        ) => {
             assert_eq!(&format!("{prefix}{d}"), w);
         }
         (
-            Err(EventError::InvalidField { field: d, expected: de }),
-            Err(EventError::InvalidField { field: w, expected: we }),
+            Err(EventError::InvalidField {
+                field: d,
+                expected: de,
+            }),
+            Err(EventError::InvalidField {
+                field: w,
+                expected: we,
+            }),
         ) => {
             assert_eq!(&format!("{prefix}{d}"), w);
             assert_eq!(de, we);

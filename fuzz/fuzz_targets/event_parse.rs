@@ -38,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
             Ok(Parsed::Event(e)) => {
                 let json = serde_json::to_string(e).expect("an event serialises");
                 assert!(!json.is_empty());
-                let _ = (e.resource_instance(), e.lifecycle_result(false), e.is_our_command());
+                let _ = (
+                    e.resource_instance(),
+                    e.lifecycle_result(false),
+                    e.is_our_command(),
+                );
                 if let Some(l) = &e.lifecycle {
                     let stored = serde_json::to_value(l).expect("lifecycle data serialises");
                     let back: LifecycleData =
