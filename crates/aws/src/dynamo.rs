@@ -33,8 +33,8 @@ use aws_sdk_dynamodb::types::{
 use lifecycle::Fault;
 use lifecycle::delivery::{
     self, ATTR_COMMAND_ID, ATTR_DELIVERY, ATTR_LEASE_OWNER, ATTR_LEASE_UNTIL, ATTR_OUTCOME,
-    ATTR_OWNER, ATTR_REMOVED, Begin, Claim, DONE, IN_PROGRESS, Lease, Reservation, epoch_ms,
-    epoch_secs,
+    ATTR_OWNER, ATTR_REMOVED, ATTR_RESUME, Begin, Claim, DONE, IN_PROGRESS, Lease, Reservation,
+    Resume, epoch_ms, epoch_secs,
 };
 use lifecycle::node::{
     ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, CommandRecord, Node, STATUS_NEW, TYPE_COMMAND,
@@ -848,15 +848,43 @@ impl Deliveries for DynamoStore {
             .expression_attribute_names("#o", ATTR_OWNER)
             .expression_attribute_values(":now", n(epoch_secs(now)))
             .expression_attribute_values(":me", s(&lease.owner))
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
+        let replaced = match &result {
+            Ok(out) => out.attributes().cloned(),
+            Err(_) => None,
+        };
         let Some(old) = put_refused(result)? else {
-            return Ok(Begin::Begun);
+            // What the replaced record (expired: its processing died) was committing.
+            let replaced = replaced.map(|r| item_to_json(key_, &r)).transpose()?;
+            return Ok(delivery::begun(replaced.as_ref()));
         };
         let old = item_to_json(key_, &old)?;
         Ok(delivery::begin(key_, Some(&old), lease, now)
             .map_or_else(|found| found, |_| Begin::Begun))
+    }
+
+    async fn mark(&self, key_: &str, owner: &str, resume: &Resume) -> Result<(), Fault> {
+        let marker = serde_json::to_value(resume)
+            .map_err(|e| permanent("UpdateItem", format!("the resume marker: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(key_)))
+            .update_expression("SET #r = :r")
+            .condition_expression("#o = :me")
+            .expression_attribute_names("#r", ATTR_RESUME)
+            .expression_attribute_names("#o", ATTR_OWNER)
+            .expression_attribute_values(":r", to_attribute(&marker))
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        // Not ours any more: left alone.
+        update_refused(result)?;
+        Ok(())
     }
 
     async fn finish(

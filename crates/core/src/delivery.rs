@@ -51,6 +51,9 @@ pub const ATTR_OWNER: &str = "Owner";
 pub const ATTR_OUTCOME: &str = "Outcome";
 /// Send guard attribute: the SSM command id, once sent.
 pub const ATTR_COMMAND_ID: &str = "CommandId";
+/// Delivery record attribute: the transition about to be committed, whose `after` tasks a
+/// redelivery must run if this processing dies after the state write ([`Resume`]).
+pub const ATTR_RESUME: &str = "Resume";
 
 /// A delivery record whose processing is under way.
 pub const IN_PROGRESS: &str = "in_progress";
@@ -79,11 +82,28 @@ pub struct Lease {
     pub until: SystemTime,
 }
 
+/// A transition an earlier processing of the event was committing: if the node is in `to`,
+/// the state write happened and the trigger's `after` tasks may not have run — the
+/// redelivery runs them (they are idempotent: guarded sends, UPSERTs, gone DELETEs,
+/// completions of an action no longer active).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resume {
+    /// The state the transition left.
+    pub from: String,
+    /// The trigger that fired.
+    pub trigger: String,
+    /// The state it entered.
+    pub to: String,
+}
+
 /// What [`begin`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
     /// The delivery record is ours: process the event.
     Begun,
+    /// The delivery record is ours, and an earlier processing of the event died while
+    /// committing this transition: process the event, resuming it.
+    Resume(Resume),
     /// The event was processed already.
     Done {
         /// How that processing ended.
@@ -206,8 +226,33 @@ pub fn is_tombstone(item: &Item) -> bool {
     item.get(ATTR_REMOVED).and_then(Value::as_bool) == Some(true)
 }
 
+/// The transition a delivery record says was being committed, if any ([`Resume`]).
+pub fn resume_of(record: &Item) -> Option<Resume> {
+    serde_json::from_value(record.get(ATTR_RESUME)?.clone()).ok()
+}
+
+/// What beginning found when the write went through: [`Begin::Resume`] when the record it
+/// replaced (expired: its processing died) was committing a transition.
+pub fn begun(old: Option<&Item>) -> Begin {
+    old.filter(|o| string(o, ATTR_DELIVERY) == Some(IN_PROGRESS))
+        .and_then(resume_of)
+        .map_or(Begin::Begun, Begin::Resume)
+}
+
+/// Recording on `owner`'s delivery record the transition about to be committed; `None` when
+/// the record is not `owner`'s.
+pub fn mark(old: Option<&Item>, owner: &str, resume: &Resume) -> Option<Item> {
+    let old = old.filter(|o| string(o, ATTR_OWNER) == Some(owner))?;
+    let mut item = old.clone();
+    item.insert(
+        ATTR_RESUME.into(),
+        serde_json::to_value(resume).unwrap_or(Value::Null),
+    );
+    Some(item)
+}
+
 /// Beginning a delivery: the record to write, or what stops it. The condition: no record, an
-/// expired one, or one of ours.
+/// expired one, or one of ours. (What the replaced record said: [`begun`].)
 ///
 /// # Errors
 /// [`Begin::Done`] or [`Begin::InProgress`] when the record belongs to another processing.

@@ -332,6 +332,52 @@ impl<'d> Engine<'d> {
         }
     }
 
+    /// An engine for one event whose earlier processing died after committing the transition
+    /// `from` → `to` along trigger `trigger`: it starts with that trigger's `after` tasks, in
+    /// `to`, then goes on as processing would have (SPEC 9). `None` when the definition has no
+    /// such transition (the configuration changed since): process the event as usual.
+    pub fn after_commit(
+        def: &'d Definition,
+        from: StateId,
+        trigger: &str,
+        to: StateId,
+        facts: EventFacts,
+    ) -> Option<Self> {
+        let cands = def.candidates(from);
+        let ci = cands.iter().position(|c| {
+            let (t, g) = def.resolve(*c);
+            g.name == trigger && t.dest == Some(to)
+        })?;
+        let mut engine = Engine::new(def, from, facts);
+        engine.state = to;
+        engine.ci = ci;
+        engine.stage = Stage::After;
+        engine.changed = true;
+        engine.fired = true;
+        if def.resolve(cands[ci]).0.stop_after_state_change {
+            // The first processing stopped right after the write: so does this one.
+            engine.finished = Some(Finish {
+                reason: StopReason::StopAfterStateChange,
+                error: None,
+                conflict: None,
+            });
+        }
+        Some(engine)
+    }
+
+    /// While a state write of a trigger's own transition is pending: the trigger's name —
+    /// what a driver records before the write, so a redelivery after a crash knows the
+    /// transition was its own and runs what followed it ([`Engine::after_commit`]).
+    pub fn committing(&self) -> Option<&'d str> {
+        match self.pending {
+            Pending::Persist {
+                entry: Entry::Normal,
+                ..
+            } => Some(self.current().1.name.as_str()),
+            _ => None,
+        }
+    }
+
     /// The state processing started from.
     pub fn start_state(&self) -> StateId {
         self.start
@@ -364,6 +410,9 @@ impl<'d> Engine<'d> {
 
     /// The first step.
     pub fn start(&mut self) -> Step {
+        if let Some(f) = &self.finished {
+            return Step::Finished(f.clone());
+        }
         if self.cands.is_empty() {
             return self.finish(StopReason::NoTrigger, None);
         }

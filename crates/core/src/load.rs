@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 
 use crate::config::{Definition, StateId};
-use crate::delivery::{Begin, Claim, delivery_key};
+use crate::delivery::{Begin, Claim, Resume, delivery_key};
 use crate::event::{Event, Source, TERMINAL_COMMAND_STATUSES};
 use crate::node::{CommandRecord, Node};
 use crate::time::{Deadline, MIN_POLL};
@@ -235,14 +235,14 @@ enum Phase {
     /// same status may have consumed it before this one got the node.
     Recheck,
     /// A sleep was asked for; then the phase named.
-    Sleeping(SystemTime, Resume),
+    Sleeping(SystemTime, Wake),
     /// The node is loaded: the current state and the guards decide.
     Decide,
 }
 
 /// What a sleep was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Resume {
+enum Wake {
     Take,
     Begin,
     Read,
@@ -284,6 +284,8 @@ pub struct Loader<'d> {
     busy: Option<String>,
     /// The claim created the node's item.
     created: Option<bool>,
+    /// What an earlier, dead processing of the event was committing.
+    resume: Option<Resume>,
     end: Option<LoadStep>,
 }
 
@@ -303,6 +305,9 @@ pub struct Loaded {
     /// `Some` when the node was claimed: the driver releases it. `true` when the claim
     /// created the node's item (there was no node).
     pub claim_created: Option<bool>,
+    /// The transition an earlier processing of the event died committing: when the node is
+    /// in its `to` state, its `after` tasks are run first (SPEC 9).
+    pub resume: Option<Resume>,
 }
 
 impl<'d> Loader<'d> {
@@ -324,6 +329,7 @@ impl<'d> Loader<'d> {
             busy_until: None,
             busy: None,
             created: None,
+            resume: None,
             end: None,
         }
     }
@@ -353,6 +359,7 @@ impl<'d> Loader<'d> {
             record: self.record,
             delivery: self.delivery,
             claim_created: self.created,
+            resume: self.resume,
         }
     }
 
@@ -394,7 +401,7 @@ impl<'d> Loader<'d> {
             Phase::RecordWait => {
                 let until = self.record_until.map_or(self.now(), |(until, _)| until);
                 let wake = self.now() + self.rules.record_poll.max(MIN_POLL);
-                self.sleep(wake.min(until), Resume::Take)
+                self.sleep(wake.min(until), Wake::Take)
             }
             Phase::Begin => match delivery_key(&self.event).filter(|_| self.delivery.is_none()) {
                 Some(key) => {
@@ -409,13 +416,13 @@ impl<'d> Loader<'d> {
             Phase::Beginning => LoadStep::BeginDelivery {
                 key: delivery_key(&self.event).unwrap_or_default(),
             },
-            Phase::BeginWait => self.busy_sleep(Resume::Begin),
+            Phase::BeginWait => self.busy_sleep(Wake::Begin),
             Phase::Claim => {
                 self.phase = Phase::Claiming;
                 LoadStep::Claim { id: self.node_id() }
             }
             Phase::Claiming => LoadStep::Claim { id: self.node_id() },
-            Phase::ClaimWait => self.busy_sleep(Resume::Claim),
+            Phase::ClaimWait => self.busy_sleep(Wake::Claim),
             Phase::Recheck => LoadStep::ReadRecord {
                 command_id: self.command_id(),
             },
@@ -474,7 +481,7 @@ impl<'d> Loader<'d> {
                 }
                 let wake = now + self.rules.poll_interval.max(MIN_POLL);
                 let until = wait.until;
-                self.sleep(wake.min(until), Resume::Read)
+                self.sleep(wake.min(until), Wake::Read)
             }
             Phase::Sleeping(until, _) => LoadStep::Sleep { until },
             Phase::Decide => self.decide(),
@@ -548,6 +555,11 @@ impl<'d> Loader<'d> {
     pub fn delivery_begun(&mut self, begin: Begin, now: SystemTime) {
         self.now = Some(now);
         match begin {
+            Begin::Resume(resume) => {
+                tracing::warn!(from = %resume.from, to = %resume.to, trigger = %resume.trigger, "an earlier processing of this event died committing a transition; resuming it");
+                self.resume = Some(resume);
+                self.delivery_begun(Begin::Begun, now);
+            }
             Begin::Begun => {
                 self.delivery = delivery_key(&self.event);
                 self.busy_until = None;
@@ -655,10 +667,10 @@ impl<'d> Loader<'d> {
         self.now = Some(now);
         if let Phase::Sleeping(_, resume) = self.phase {
             self.phase = match resume {
-                Resume::Take => Phase::Taking,
-                Resume::Begin => Phase::Beginning,
-                Resume::Read => Phase::Reading,
-                Resume::Claim => Phase::Claiming,
+                Wake::Take => Phase::Taking,
+                Wake::Begin => Phase::Beginning,
+                Wake::Read => Phase::Reading,
+                Wake::Claim => Phase::Claiming,
             };
         }
     }
@@ -667,14 +679,14 @@ impl<'d> Loader<'d> {
         self.now.unwrap_or(SystemTime::UNIX_EPOCH)
     }
 
-    fn sleep(&mut self, until: SystemTime, resume: Resume) -> LoadStep {
+    fn sleep(&mut self, until: SystemTime, resume: Wake) -> LoadStep {
         self.phase = Phase::Sleeping(until, resume);
         LoadStep::Sleep { until }
     }
 
     /// Waits, bounded, for another invocation that holds the node or processes the same
     /// event; ends retryable when it does not let go in time.
-    fn busy_sleep(&mut self, resume: Resume) -> LoadStep {
+    fn busy_sleep(&mut self, resume: Wake) -> LoadStep {
         let now = self.now();
         let (until, by_deadline) = *self.busy_until.get_or_insert((
             self.deadline.min_with(now, self.rules.busy_wait),
@@ -732,11 +744,16 @@ impl<'d> Loader<'d> {
     /// 4.1.3 and 4.1.5: the current state and the guards.
     fn decide(&mut self) -> LoadStep {
         let state_name = self.current_state().to_owned();
-        if let Err(refusal) = self.guard(&state_name) {
+        // An earlier processing of this event passed the guards and committed the node's
+        // state: resuming it is not a second launch or termination.
+        let resuming = self.resume.as_ref().is_some_and(|r| r.to == state_name);
+        if !resuming && let Err(refusal) = self.guard(&state_name) {
             return self.fail(LoadError::Guard(refusal));
         }
         match self.def.state_id(&state_name) {
-            Some(state) if !self.def.candidates(state).is_empty() => {
+            // Resuming runs the `after` tasks of the transition into this state, whatever
+            // leaves it.
+            Some(state) if resuming || !self.def.candidates(state).is_empty() => {
                 self.finish(LoadStep::Ready { state })
             }
             _ => self.fail(LoadError::NoTrigger { state: state_name }),

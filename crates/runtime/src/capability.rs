@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use lifecycle::config::declared::RecordAction;
-use lifecycle::delivery::{Begin, Claim, Lease, Reservation};
+use lifecycle::delivery::{Begin, Claim, Lease, Reservation, Resume};
 use lifecycle::event::{LifecycleData, LifecycleResult};
 use lifecycle::{CommandRecord, Fault, Node, Redactor, Sensitive};
 use serde::Serialize;
@@ -165,7 +165,8 @@ pub trait CommandStore: Send + Sync {
 /// [`lifecycle::delivery::begin`]).
 #[async_trait]
 pub trait Deliveries: Send + Sync {
-    /// Begins processing the event keyed `key`: [`Begin::Begun`] when it is ours to process
+    /// Begins processing the event keyed `key`: [`Begin::Begun`] (or [`Begin::Resume`], when
+    /// the expired record it replaced was committing a transition) when it is ours to process
     /// (the record is written in progress until `lease.until`).
     ///
     /// # Errors
@@ -184,6 +185,14 @@ pub trait Deliveries: Send + Sync {
         outcome: &str,
         expires: SystemTime,
     ) -> Result<(), Fault>;
+
+    /// Records on `owner`'s record the transition about to be committed (written before the
+    /// state write, so a redelivery after a crash runs the trigger's `after` tasks); a record
+    /// that is not `owner`'s any more is left alone.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    async fn mark(&self, key: &str, owner: &str, resume: &Resume) -> Result<(), Fault>;
 
     /// Deletes `owner`'s record: processing ended retryable, and the retry must run.
     ///

@@ -9,7 +9,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 
-use lifecycle::delivery::Lease;
+use lifecycle::config::StateId;
+use lifecycle::delivery::{Lease, Resume};
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
 use lifecycle::load::{LoadError, LoadRules, LoadStep, Loaded, Loader};
@@ -183,7 +184,7 @@ impl Dispatcher {
             status_successful: event.status_successful(),
             transient_retry: attempts.saturating_add(1) < self.options.max_transient_attempts,
         };
-        let mut engine = Engine::new(&self.def, state, facts);
+        let mut engine = self.engine(state, loaded.resume.as_ref(), facts);
         let mut scratch = Scratch::default();
         let mut step = engine.start();
         let finish = loop {
@@ -231,6 +232,24 @@ impl Dispatcher {
                     }
                 }
                 Step::Run(Action::Persist { from, to }) => {
+                    // The commit point of a transition: recorded first, so a redelivery after
+                    // a crash knows the write was its own and runs the `after` tasks (SPEC 9).
+                    if let (Some(trigger), Some(key)) = (engine.committing(), &loaded.delivery) {
+                        let resume = Resume {
+                            from: self.def.state_name(from).to_owned(),
+                            trigger: trigger.to_owned(),
+                            to: self.def.state_name(to).to_owned(),
+                        };
+                        if let Err(e) = self
+                            .services
+                            .deliveries
+                            .mark(key, &lease.owner, &resume)
+                            .await
+                        {
+                            step = engine.resume(Feedback::PersistFailed(e));
+                            continue;
+                        }
+                    }
                     self.persist(
                         &mut resource,
                         self.def.state_name(from),
@@ -266,6 +285,18 @@ impl Dispatcher {
         };
         self.settle(&mut loaded, &lease, &report, true).await;
         report
+    }
+
+    /// The engine for an event starting in `state`: one that resumes the transition an
+    /// earlier, dead processing of the same event committed — its `after` tasks first — when
+    /// the node is in that transition's destination; a fresh one otherwise.
+    fn engine(&self, state: StateId, resume: Option<&Resume>, facts: EventFacts) -> Engine<'_> {
+        let resumed = resume.and_then(|r| {
+            let from = self.def.state_id(&r.from)?;
+            let to = self.def.state_id(&r.to).filter(|to| *to == state)?;
+            Engine::after_commit(&self.def, from, &r.trigger, to, facts)
+        });
+        resumed.unwrap_or_else(|| Engine::new(&self.def, state, facts))
     }
 
     /// What an ending settles (SPEC 9), each best effort — what fails here is logged, and

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use lifecycle::delivery::{self, Begin, Claim, Lease, Reservation};
+use lifecycle::delivery::{self, Begin, Claim, Lease, Reservation, Resume};
 use lifecycle::node::{ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, TYPE_COMMAND, ident_of};
 use lifecycle::{CommandRecord, Fault, Node};
 use lifecycle_runtime::capability::{CommandStore, Deliveries, NodeStore};
@@ -302,10 +302,19 @@ impl CommandStore for LocalStore {
 #[async_trait]
 impl Deliveries for LocalStore {
     async fn begin(&self, key: &str, lease: &Lease, now: SystemTime) -> Result<Begin, Fault> {
+        let mut replaced = None;
         let applied = apply(self.items.as_ref(), key, |old| {
+            replaced = old.cloned();
             delivery::begin(key, old, lease, now).map(Some)
         })?;
-        Ok(applied.map_or_else(|found| found, |()| Begin::Begun))
+        Ok(applied.map_or_else(|found| found, |()| delivery::begun(replaced.as_ref())))
+    }
+
+    async fn mark(&self, key: &str, owner: &str, resume: &Resume) -> Result<(), Fault> {
+        self.items.update(key, &mut |old| {
+            Ok(delivery::mark(old, owner, resume).or_else(|| old.cloned()))
+        })?;
+        Ok(())
     }
 
     async fn finish(
