@@ -5,8 +5,8 @@ use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
-use lifecycle::Fault;
 use lifecycle::config::declared::RecordAction;
+use lifecycle::{Fault, Sensitive};
 use lifecycle_runtime::capability::{Dns, RecordChange};
 
 use crate::error::{fault, permanent};
@@ -36,10 +36,15 @@ fn build(c: &RecordChange) -> Result<Change, Fault> {
     let records = c
         .values
         .iter()
-        .map(|v| ResourceRecord::builder().value(v).build().map_err(bad))
+        .map(|v| {
+            ResourceRecord::builder()
+                .value(v.expose())
+                .build()
+                .map_err(bad)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let set = ResourceRecordSet::builder()
-        .name(&c.name)
+        .name(c.name.expose())
         .r#type(RrType::from(c.record_type.as_str()))
         .ttl(c.ttl)
         .set_resource_records(Some(records))
@@ -58,8 +63,8 @@ fn build(c: &RecordChange) -> Result<Change, Fault> {
 
 #[async_trait]
 impl Dns for Route53Dns {
-    async fn change(&self, zone_id: &str, changes: &[RecordChange]) -> Result<(), Fault> {
-        let zone = zone_id.trim_start_matches("/hostedzone/");
+    async fn change(&self, zone_id: &Sensitive, changes: &[RecordChange]) -> Result<(), Fault> {
+        let zone = zone_id.expose().trim_start_matches("/hostedzone/");
         let changes = changes.iter().map(build).collect::<Result<Vec<_>, _>>()?;
         let batch = ChangeBatch::builder()
             .set_changes(Some(changes))

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::{InstanceInformationStringFilter, PingStatus};
-use lifecycle::Fault;
 use lifecycle::config::declared::SSM_COMMENT_MAX;
+use lifecycle::{Fault, Sensitive};
 use lifecycle_runtime::capability::{CommandRunner, Secrets, ShellCommand};
 use lifecycle_runtime::{Clock, poll_until};
 
@@ -170,11 +170,11 @@ impl ParameterStore {
 
 #[async_trait]
 impl Secrets for ParameterStore {
-    async fn read(&self, name: &str, decrypt: bool) -> Result<String, Fault> {
+    async fn read(&self, name: &Sensitive, decrypt: bool) -> Result<String, Fault> {
         let out = self
             .client
             .get_parameter()
-            .name(name)
+            .name(name.expose())
             .with_decryption(decrypt)
             .send()
             .await

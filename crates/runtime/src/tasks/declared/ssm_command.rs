@@ -45,7 +45,12 @@ impl Task for SsmCommand {
             execution_timeout: self.execution_timeout,
             idempotency_key: key,
         };
-        let id = cx.services.runner.send(&command).await?;
+        let id = cx
+            .services
+            .runner
+            .send(&command)
+            .await
+            .map_err(|e| e.scrubbed(&command.commands))?;
         let record = CommandRecord {
             id: id.clone(),
             running_on: instance_ids,
