@@ -113,11 +113,11 @@ impl Ec2Snapshots {
 impl Snapshots for Ec2Snapshots {
     async fn create(&self, request: &SnapshotRequest) -> Result<String, Fault> {
         let volume = match &request.volume {
-            VolumeRef::Id(id) => id.clone(),
+            VolumeRef::Id(id) => id.expose().to_owned(),
             VolumeRef::Device {
                 instance_id,
                 device,
-            } => self.volume_at(instance_id, device).await?,
+            } => self.volume_at(instance_id, device.expose()).await?,
         };
         let tags = request
             .tags

@@ -5,8 +5,8 @@ use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
-use lifecycle::Fault;
 use lifecycle::config::declared::RecordAction;
+use lifecycle::{Fault, Sensitive};
 use lifecycle_runtime::capability::{Dns, RecordChange};
 
 use crate::error::{fault, permanent};
@@ -36,10 +36,15 @@ fn build(c: &RecordChange) -> Result<Change, Fault> {
     let records = c
         .values
         .iter()
-        .map(|v| ResourceRecord::builder().value(v).build().map_err(bad))
+        .map(|v| {
+            ResourceRecord::builder()
+                .value(v.expose())
+                .build()
+                .map_err(bad)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let set = ResourceRecordSet::builder()
-        .name(&c.name)
+        .name(c.name.expose())
         .r#type(RrType::from(c.record_type.as_str()))
         .ttl(c.ttl)
         .set_resource_records(Some(records))
@@ -58,8 +63,8 @@ fn build(c: &RecordChange) -> Result<Change, Fault> {
 
 #[async_trait]
 impl Dns for Route53Dns {
-    async fn change(&self, zone_id: &str, changes: &[RecordChange]) -> Result<(), Fault> {
-        let zone = zone_id.trim_start_matches("/hostedzone/");
+    async fn change(&self, zone_id: &Sensitive, changes: &[RecordChange]) -> Result<(), Fault> {
+        let zone = zone_id.expose().trim_start_matches("/hostedzone/");
         let result = self.apply(zone, changes).await;
         let Err(e) = result else {
             return Ok(());
@@ -76,7 +81,7 @@ impl Dns for Route53Dns {
         let mut remaining = Vec::with_capacity(changes.len());
         for c in changes {
             if c.action == RecordAction::Delete && !self.exists(zone, c).await? {
-                tracing::info!(name = %c.name, r#type = %c.record_type, "record to delete is already gone: nothing to delete");
+                tracing::info!(name = %c.name.shown(), r#type = %c.record_type, "record to delete is already gone: nothing to delete");
                 continue;
             }
             remaining.push(c.clone());
@@ -114,7 +119,7 @@ impl Route53Dns {
             .client
             .list_resource_record_sets()
             .hosted_zone_id(zone)
-            .start_record_name(&c.name)
+            .start_record_name(c.name.expose())
             .start_record_type(RrType::from(c.record_type.as_str()))
             .max_items(1)
             .send()
@@ -123,7 +128,8 @@ impl Route53Dns {
         let Some(set) = out.resource_record_sets().first() else {
             return Ok(false);
         };
-        Ok(dns_name(set.name()) == dns_name(&c.name) && set.r#type().as_str() == c.record_type)
+        Ok(dns_name(set.name()) == dns_name(c.name.expose())
+            && set.r#type().as_str() == c.record_type)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::config::Region;
-use lifecycle::Fault;
+use lifecycle::{Fault, Sensitive};
 use lifecycle_runtime::capability::Reporter;
 
 use crate::error::fault;
@@ -56,14 +56,20 @@ impl SnsReporter {
 
 #[async_trait]
 impl Reporter for SnsReporter {
-    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> Result<(), Fault> {
-        let region = topic_region(topic_arn).ok_or_else(|| {
+    async fn publish(
+        &self,
+        topic_arn: &Sensitive,
+        subject: &str,
+        message: &str,
+    ) -> Result<(), Fault> {
+        // The error shows the topic's masked form (`Debug` of a `Sensitive`).
+        let region = topic_region(topic_arn.expose()).ok_or_else(|| {
             Fault::permanent(format!("Publish: {topic_arn:?} is not an SNS topic ARN"))
         })?;
         let mut req = self
             .client(region)
             .publish()
-            .topic_arn(topic_arn)
+            .topic_arn(topic_arn.expose())
             .message(message);
         if !subject.is_empty() {
             req = req.subject(subject);

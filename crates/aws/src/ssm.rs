@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::config::retry::RetryConfig;
 use aws_sdk_ssm::types::{InstanceInformationStringFilter, PingStatus};
-use lifecycle::Fault;
 use lifecycle::config::declared::SSM_COMMENT_MAX;
 use lifecycle::delivery::key_line;
+use lifecycle::{Fault, Sensitive};
 use lifecycle_runtime::capability::{CommandRunner, Secrets, ShellCommand};
 use lifecycle_runtime::{Clock, poll_until};
 
@@ -207,11 +207,11 @@ impl ParameterStore {
 
 #[async_trait]
 impl Secrets for ParameterStore {
-    async fn read(&self, name: &str, decrypt: bool) -> Result<String, Fault> {
+    async fn read(&self, name: &Sensitive, decrypt: bool) -> Result<String, Fault> {
         let out = self
             .client
             .get_parameter()
-            .name(name)
+            .name(name.expose())
             .with_decryption(decrypt)
             .send()
             .await

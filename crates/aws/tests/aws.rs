@@ -732,13 +732,23 @@ async fn reports_go_to_the_topic_in_its_own_region() {
     let arn = topic.topic_arn().unwrap();
     assert!(arn.contains(":eu-central-1:"));
     let reporter = SnsReporter::new(&config);
-    reporter.publish(arn, "subject", "message").await.unwrap();
+    reporter
+        .publish(&Sensitive::plain(arn), "subject", "message")
+        .await
+        .unwrap();
     let e = reporter
-        .publish("arn:aws:sns:eu-central-1:123456789012:missing", "s", "m")
+        .publish(
+            &Sensitive::plain("arn:aws:sns:eu-central-1:123456789012:missing"),
+            "s",
+            "m",
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), FaultKind::Permanent, "{e:?}");
-    let e = reporter.publish("not-an-arn", "s", "m").await.unwrap_err();
+    let e = reporter
+        .publish(&Sensitive::plain("not-an-arn"), "s", "m")
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("not an SNS topic ARN"), "{e}");
     assert_eq!(e.kind(), FaultKind::Permanent, "{e:?}");
 }
@@ -760,17 +770,18 @@ async fn dns_changes_apply_as_one_batch_stale_deletes_are_refused_gone_ones_succ
     let dns = Route53Dns::new(&config);
     let rec = |action, value: &str| RecordChange {
         action,
-        name: "i-1.swarm.example.internal".into(),
+        name: Sensitive::plain("i-1.swarm.example.internal"),
         record_type: "A".into(),
         ttl: 60,
-        values: vec![value.into()],
+        values: vec![Sensitive::plain(value)],
     };
+    let zone_id = Sensitive::plain(zone_id);
     dns.change(
         &zone_id,
         &[
             rec(RecordAction::Upsert, "10.0.0.7"),
             RecordChange {
-                name: "i-2.swarm.example.internal".into(),
+                name: Sensitive::plain("i-2.swarm.example.internal"),
                 ..rec(RecordAction::Upsert, "10.0.0.8")
             },
         ],
@@ -779,7 +790,7 @@ async fn dns_changes_apply_as_one_batch_stale_deletes_are_refused_gone_ones_succ
     .unwrap();
     let a_records = || async {
         r53.list_resource_record_sets()
-            .hosted_zone_id(&zone_id)
+            .hosted_zone_id(zone_id.expose())
             .send()
             .await
             .unwrap()
@@ -815,7 +826,7 @@ async fn dns_changes_apply_as_one_batch_stale_deletes_are_refused_gone_ones_succ
         &[
             rec(RecordAction::Delete, "10.0.0.7"),
             RecordChange {
-                name: "i-3.swarm.example.internal".into(),
+                name: Sensitive::plain("i-3.swarm.example.internal"),
                 ..rec(RecordAction::Upsert, "10.0.0.9")
             },
         ],
@@ -839,10 +850,16 @@ async fn secure_parameters_are_read_decrypted() {
         .unwrap();
     let store = ParameterStore::new(&config);
     assert_eq!(
-        store.read("/swarm/worker-token", true).await.unwrap(),
+        store
+            .read(&Sensitive::plain("/swarm/worker-token"), true)
+            .await
+            .unwrap(),
         "SWMTKN-1-from-parameter-store"
     );
-    let e = store.read("/swarm/missing", true).await.unwrap_err();
+    let e = store
+        .read(&Sensitive::plain("/swarm/missing"), true)
+        .await
+        .unwrap_err();
     assert!(
         e.kind() == FaultKind::NotFound && e.to_string().contains("ParameterNotFound"),
         "{e:?}"

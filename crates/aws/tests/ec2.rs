@@ -10,7 +10,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lifecycle::FaultKind;
+use lifecycle::{FaultKind, Sensitive};
 use lifecycle_aws::Ec2Snapshots;
 use lifecycle_embedded::ManualClock;
 use lifecycle_runtime::Clock;
@@ -42,7 +42,7 @@ async fn a_volume_found_by_device_is_snapshotted_with_tags() {
     let request = SnapshotRequest {
         volume: VolumeRef::Device {
             instance_id: instance.clone(),
-            device: root.replace("/dev/sd", "/dev/xvd"),
+            device: Sensitive::plain(root.replace("/dev/sd", "/dev/xvd")),
         },
         description: "backup: test".into(),
         tags: vec![
@@ -73,7 +73,7 @@ async fn a_volume_found_by_device_is_snapshotted_with_tags() {
     let missing = SnapshotRequest {
         volume: VolumeRef::Device {
             instance_id: instance.clone(),
-            device: "/dev/sdz".into(),
+            device: Sensitive::plain("/dev/sdz"),
         },
         ..request
     };

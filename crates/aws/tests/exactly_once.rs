@@ -274,7 +274,7 @@ mod crash {
     use lifecycle::config::declared::RecordAction;
     use lifecycle::delivery::{Begin, Claim, Lease, Reservation, Resume};
     use lifecycle::event::{LifecycleData, LifecycleResult};
-    use lifecycle::{CommandRecord, Fault, Node};
+    use lifecycle::{CommandRecord, Fault, Node, Sensitive};
     use lifecycle_runtime::Services;
     use lifecycle_runtime::capability::{
         ActionState, CommandRunner, CommandStore, Deliveries, Dns, LifecycleActions, NodeStore,
@@ -510,7 +510,7 @@ mod crash {
 
     #[async_trait]
     impl Dns for Crashing {
-        async fn change(&self, zone: &str, changes: &[RecordChange]) -> Result<(), Fault> {
+        async fn change(&self, zone: &Sensitive, changes: &[RecordChange]) -> Result<(), Fault> {
             through!(
                 self,
                 "ChangeResourceRecordSets",
@@ -521,7 +521,12 @@ mod crash {
 
     #[async_trait]
     impl Reporter for Crashing {
-        async fn publish(&self, topic: &str, subject: &str, message: &str) -> Result<(), Fault> {
+        async fn publish(
+            &self,
+            topic: &Sensitive,
+            subject: &str,
+            message: &str,
+        ) -> Result<(), Fault> {
             through!(
                 self,
                 "Publish",
@@ -532,7 +537,7 @@ mod crash {
 
     #[async_trait]
     impl Secrets for Crashing {
-        async fn read(&self, name: &str, decrypt: bool) -> Result<String, Fault> {
+        async fn read(&self, name: &Sensitive, decrypt: bool) -> Result<String, Fault> {
             through!(self, "GetParameter", self.inner.secrets.read(name, decrypt))
         }
     }

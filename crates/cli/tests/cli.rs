@@ -602,6 +602,84 @@ fn simulate_redacts_secret_properties_in_reports_and_logs() {
     }
 }
 
+/// SPEC 9: a value rendered from a secret property, or a decrypted parameter, is secret too,
+/// under whatever name it is stored — masked in the report, its calls and SNS messages and the
+/// logs (TRACE included), in the invocation that stored it and in a later one (`--store`).
+#[test]
+fn simulate_keeps_secret_derived_values_masked_across_invocations() {
+    // The node's secrets (by name, and by the configuration's `redact:` word), and the
+    // recorder's stand-in for the decrypted parameter `/cluster/key`.
+    let canaries = [
+        "CANARY-cli-5d1e-worker-token",
+        "CANARY-cli-a07b-api-key",
+        "simulated-value-of:/cluster/key",
+    ];
+    for format in ["json", "text"] {
+        let dir = temp_dir(&format!("secrets-{format}"));
+        let store = file_in(&dir, "state.redb");
+        let config = data("secrets-taint.yaml");
+        let nodes = data("worker-with-canary.json");
+        let mut runs = Vec::new();
+        for (event, extra) in [
+            ("launch-worker.json", vec!["--nodes", nodes.as_str()]),
+            ("terminate-worker.json", vec![]),
+        ] {
+            let event = swarm_event(event);
+            let mut args = vec![
+                "simulate", "--config", &config, "--event", &event, "--store", &store, "--format",
+                format,
+            ];
+            args.extend(extra);
+            let r = run_with_log(&args, Some("trace"));
+            r.expect_code(0);
+            for canary in canaries {
+                assert!(
+                    !r.stdout.contains(canary) && !r.stderr.contains(canary),
+                    "{canary} leaked ({format}):\nstdout:\n{}\nstderr:\n{}",
+                    r.stdout,
+                    r.stderr
+                );
+            }
+            assert_contains(&r.stderr, "transitioning", "the logs at RUST_LOG=trace");
+            runs.push(r);
+        }
+        if format == "json" {
+            for r in &runs {
+                let v = r.report();
+                assert!(v["error"].is_null(), "{v}");
+                let published = call_inputs(&v, "Publish");
+                assert_eq!(published.len(), 2, "{v}");
+                assert_eq!(
+                    published[0]["Message"], "cmd=*** key=*** api=*** label=ip-10.3.5.44",
+                    "{v}"
+                );
+            }
+            let v = runs[0].report();
+            let sent = call_inputs(&v, "SendCommand");
+            assert_eq!(
+                sent[0]["Parameters"]["commands"][2],
+                // a stored secret-derived property is masked whole
+                "*** 10.3.5.44:2377",
+                "{v}"
+            );
+            assert_eq!(sent[0]["Comment"], "join ***", "{v}");
+            let dns = call_inputs(&v, "ChangeResourceRecordSets");
+            assert_eq!(
+                dns[0]["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["ResourceRecords"][0]["Value"],
+                "\"***\"",
+                "{v}"
+            );
+            assert_eq!(s(&runs[1].report(), "final_state"), "leaving");
+        } else {
+            assert_contains(
+                &runs[1].stdout,
+                "cmd=*** key=*** api=***",
+                "the later report",
+            );
+        }
+    }
+}
+
 // =============================================================================================
 // 4. resuming across invocations with --store
 

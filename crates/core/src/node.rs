@@ -2,6 +2,8 @@
 //! their item forms. Reading an item is strict about types and names the attribute that is
 //! wrong ([`Fault::Corrupt`]); the stores that keep items live outside the core.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -24,6 +26,12 @@ pub const ATTR_TYPE: &str = "ItemType";
 /// (SPEC 9): once it reaches `max_transient_attempts`, the next such fault is handled as a
 /// permanent one. Reset when a delivery gets further.
 pub const ATTR_TRANSIENT_ATTEMPTS: &str = "TransientAttempts";
+/// Node attribute listing the properties that hold a secret-derived value under a name that
+/// does not look secret (SPEC 9): a value rendered from a secret, or a decrypted parameter,
+/// stored by `set_properties` or `read_parameter`. A list of property names; the
+/// [`Redactor`](crate::redact::Redactor) masks them wherever the node is shown, in this
+/// invocation and every later one.
+pub const ATTR_SECRET_PROPERTIES: &str = "SecretProperties";
 
 /// `ItemType` of a command record.
 pub const TYPE_COMMAND: &str = "command";
@@ -61,6 +69,31 @@ impl Node {
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0)
+    }
+
+    /// The names of the properties recorded as secret-derived ([`ATTR_SECRET_PROPERTIES`]):
+    /// empty when the attribute is missing.
+    ///
+    /// # Errors
+    /// [`Fault::Corrupt`] when the attribute is not a list of strings (the
+    /// [`Redactor`](crate::redact::Redactor) then masks every property of the node).
+    pub fn secret_properties(&self) -> Result<BTreeSet<String>, Fault> {
+        match self.properties.get(ATTR_SECRET_PROPERTIES) {
+            None | Some(Value::Null) => Ok(BTreeSet::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str().map(str::to_owned).ok_or_else(|| Fault::Corrupt {
+                        id: self.id.clone(),
+                        reason: format!("`{ATTR_SECRET_PROPERTIES}` holds a non-string"),
+                    })
+                })
+                .collect(),
+            Some(_) => Err(Fault::Corrupt {
+                id: self.id.clone(),
+                reason: format!("`{ATTR_SECRET_PROPERTIES}` is not a list"),
+            }),
+        }
     }
 
     /// A node that is not in the table: status `new`, no properties.

@@ -1,5 +1,8 @@
 //! [`Recorder`]: the embedded implementation of every AWS capability, which performs nothing
 //! and records the call it would have made (`lifecycle simulate`, tests).
+//!
+//! The record is shown (it becomes a report's `calls`), so it holds only the shown form of
+//! every [`Sensitive`] value: a secret never reaches it (SPEC 9).
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -180,17 +183,17 @@ impl CommandRunner for Recorder {
 
 #[async_trait]
 impl Dns for Recorder {
-    async fn change(&self, zone_id: &str, changes: &[RecordChange]) -> Result<(), Fault> {
+    async fn change(&self, zone_id: &Sensitive, changes: &[RecordChange]) -> Result<(), Fault> {
         let changes: Vec<Value> = changes
             .iter()
             .map(|c| {
                 json!({
                     "Action": c.action,
                     "ResourceRecordSet": {
-                        "Name": c.name,
+                        "Name": c.name.shown(),
                         "Type": c.record_type,
                         "TTL": c.ttl,
-                        "ResourceRecords": c.values.iter().map(|v| json!({"Value": v})).collect::<Vec<_>>(),
+                        "ResourceRecords": c.values.iter().map(|v| json!({"Value": v.shown()})).collect::<Vec<_>>(),
                     }
                 })
             })
@@ -198,7 +201,7 @@ impl Dns for Recorder {
         self.record(
             "route53",
             "ChangeResourceRecordSets",
-            json!({"HostedZoneId": zone_id, "ChangeBatch": {"Changes": changes}}),
+            json!({"HostedZoneId": zone_id.shown(), "ChangeBatch": {"Changes": changes}}),
         );
         Ok(())
     }
@@ -208,7 +211,7 @@ impl Dns for Recorder {
 impl Snapshots for Recorder {
     async fn create(&self, request: &SnapshotRequest) -> Result<String, Fault> {
         let volume = match &request.volume {
-            VolumeRef::Id(id) => id.clone(),
+            VolumeRef::Id(id) => id.shown().to_owned(),
             VolumeRef::Device {
                 instance_id,
                 device,
@@ -218,6 +221,7 @@ impl Snapshots for Recorder {
                     "DescribeInstances",
                     json!({"InstanceIds": [instance_id]}),
                 );
+                // `device` shows its masked form.
                 format!("(volume at {device} of {instance_id})")
             }
         };
@@ -250,31 +254,37 @@ impl Snapshots for Recorder {
     }
 }
 
-/// The recorder's stand-in for a parameter's value: it names the parameter, so a simulation
-/// shows which value would have been used without any secret existing.
+/// The recorder's stand-in for a parameter's value: it names the parameter (its shown form),
+/// so a simulation shows which value would have been used without any secret existing. A
+/// decrypted one is secret all the same: reports show it masked.
 pub fn simulated_parameter(name: &str) -> String {
     format!("simulated-value-of:{name}")
 }
 
 #[async_trait]
 impl Secrets for Recorder {
-    async fn read(&self, name: &str, decrypt: bool) -> Result<String, Fault> {
+    async fn read(&self, name: &Sensitive, decrypt: bool) -> Result<String, Fault> {
         self.record(
             "ssm",
             "GetParameter",
-            json!({"Name": name, "WithDecryption": decrypt}),
+            json!({"Name": name.shown(), "WithDecryption": decrypt}),
         );
-        Ok(simulated_parameter(name))
+        Ok(simulated_parameter(name.shown()))
     }
 }
 
 #[async_trait]
 impl Reporter for Recorder {
-    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> Result<(), Fault> {
+    async fn publish(
+        &self,
+        topic_arn: &Sensitive,
+        subject: &str,
+        message: &str,
+    ) -> Result<(), Fault> {
         self.record(
             "sns",
             "Publish",
-            json!({"TopicArn": topic_arn, "Subject": subject, "Message": message}),
+            json!({"TopicArn": topic_arn.shown(), "Subject": subject, "Message": message}),
         );
         Ok(())
     }

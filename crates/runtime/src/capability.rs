@@ -4,7 +4,9 @@
 //! Scaling ([`LifecycleActions`]), SSM ([`CommandRunner`], [`Secrets`]), Route 53 ([`Dns`]),
 //! SNS ([`Reporter`]), EC2 ([`Snapshots`]) and time ([`Clock`]).
 //!
-//! Every method fails with a [`Fault`], whose kind is the one retry policy. The embedded crate
+//! Every method fails with a [`Fault`], whose kind is the one retry policy. Values rendered
+//! from templates reach a capability as [`Sensitive`] (SPEC 9): an implementation sends the
+//! real text ([`Sensitive::expose`]) to AWS and shows, records or logs only the masked text. The embedded crate
 //! implements every trait locally (a store over memory or a file, a recorder of AWS calls);
 //! the AWS crate with the AWS SDK for Rust.
 
@@ -301,15 +303,15 @@ pub trait CommandRunner: Send + Sync {
 pub struct RecordChange {
     /// UPSERT or DELETE.
     pub action: RecordAction,
-    /// Fully qualified name.
-    pub name: String,
+    /// Fully qualified name (rendered: secret parts masked in its shown form).
+    pub name: Sensitive,
     /// Record type (`A`, `AAAA`, `CNAME`, `TXT`, ...).
     #[serde(rename = "type")]
     pub record_type: String,
     /// TTL in seconds.
     pub ttl: i64,
-    /// Values.
-    pub values: Vec<String>,
+    /// Values (rendered: secret parts masked in their shown form).
+    pub values: Vec<Sensitive>,
 }
 
 /// DNS changes (Route 53): one change batch per call.
@@ -319,30 +321,36 @@ pub trait Dns: Send + Sync {
     ///
     /// # Errors
     /// A [`Fault`].
-    async fn change(&self, zone_id: &str, changes: &[RecordChange]) -> Result<(), Fault>;
+    async fn change(&self, zone_id: &Sensitive, changes: &[RecordChange]) -> Result<(), Fault>;
 }
 
 /// Reports (SNS).
 #[async_trait]
 pub trait Reporter: Send + Sync {
-    /// Publishes a message to a topic.
+    /// Publishes a message to a topic. The subject and the message are already masked (an SNS
+    /// message is shown to its subscribers); only the topic may carry a secret to AWS.
     ///
     /// # Errors
     /// A [`Fault`].
-    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> Result<(), Fault>;
+    async fn publish(
+        &self,
+        topic_arn: &Sensitive,
+        subject: &str,
+        message: &str,
+    ) -> Result<(), Fault>;
 }
 
 /// Which volume to snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum VolumeRef {
     /// A volume id (`vol-...`): no instance needed (a scheduled event has none).
-    Id(String),
+    Id(Sensitive),
     /// The volume attached to an instance as a device (`/dev/xvdf`), looked up on it.
     Device {
         /// The instance.
         instance_id: String,
         /// The device name.
-        device: String,
+        device: Sensitive,
     },
 }
 
@@ -351,9 +359,10 @@ pub enum VolumeRef {
 pub struct SnapshotRequest {
     /// The volume.
     pub volume: VolumeRef,
-    /// The snapshot's description.
+    /// The snapshot's description, secrets masked (it is shown to anyone who lists
+    /// snapshots).
     pub description: String,
-    /// Tags for the snapshot, in order.
+    /// Tags for the snapshot, in order, secrets masked.
     pub tags: Vec<(String, String)>,
 }
 
@@ -377,11 +386,12 @@ pub trait Snapshots: Send + Sync {
 /// Reading secret values (SSM Parameter Store), e.g. a join token into a node property.
 #[async_trait]
 pub trait Secrets: Send + Sync {
-    /// The value of parameter `name`, decrypted when `decrypt` (a `SecureString`).
+    /// The value of parameter `name`, decrypted when `decrypt` (a `SecureString`). The
+    /// caller treats a decrypted value as secret.
     ///
     /// # Errors
     /// A [`Fault`]; a missing parameter is [`lifecycle::FaultKind::NotFound`].
-    async fn read(&self, name: &str, decrypt: bool) -> Result<String, Fault>;
+    async fn read(&self, name: &Sensitive, decrypt: bool) -> Result<String, Fault>;
 }
 
 /// Every capability a task may use, held as shared trait objects.

@@ -13,7 +13,6 @@ use super::definition::{
 use super::error::{ConfigError, ConfigErrorKind, ConfigErrors};
 use super::raw::RawConfig;
 use super::{FAILURE_STATE, RESERVED_TRIGGER};
-use crate::redact::Redactor;
 
 impl Definition {
     /// Compiles a shape-checked configuration. Names that are neither built in nor declared in
@@ -27,8 +26,7 @@ impl Definition {
     /// or the other way round.
     pub fn compile(raw: &RawConfig) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
-        let redactor = Redactor::with_extra(&raw.redact);
-        let mut names = Names::declare(raw, &redactor, &mut errors);
+        let mut names = Names::declare(raw, &mut errors);
         let mut states = States::default();
 
         let mut dests: HashMap<&str, usize> = HashMap::new();
@@ -166,7 +164,7 @@ struct Names {
 
 impl Names {
     /// Checks the `tasks:` section; a declared name may not shadow a built-in one.
-    fn declare(raw: &RawConfig, redactor: &Redactor, errors: &mut Vec<ConfigError>) -> Self {
+    fn declare(raw: &RawConfig, errors: &mut Vec<ConfigError>) -> Self {
         let mut declared = BTreeMap::new();
         for (name, spec) in &raw.tasks {
             let at = format!("tasks.{name}");
@@ -178,7 +176,7 @@ impl Names {
                 });
                 continue;
             }
-            match declared::build(name, spec, redactor) {
+            match declared::build(name, spec) {
                 Ok(d) => {
                     declared.insert(name.clone(), d);
                 }

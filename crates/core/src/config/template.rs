@@ -4,7 +4,9 @@
 //! Syntax: `{root.name}`. `{{` and `}}` are literal braces, and a `{` right after `$` is left
 //! alone so shell expansions such as `${HOME}` pass through. Templates are checked when the
 //! configuration loads: an unknown root or a malformed placeholder is a configuration error.
-//! Values of secret properties render masked in the shown text (see [`Sensitive`]).
+//! Values of secret properties — secret by name, or recorded on their node as secret-derived
+//! (see [`Redactor::is_secret_property`]) — render masked in the shown text, and make the
+//! rendered [`Sensitive`] tainted: whatever stores it must keep it secret (SPEC 9).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ use serde::{Serialize, Serializer};
 use crate::event::Event;
 use crate::fault::Fault;
 use crate::node::Node;
-use crate::redact::{MASK, Redactor, Sensitive};
+use crate::redact::{Redactor, Sensitive};
 
 /// Event fields a template may name as `{event.FIELD}`.
 pub const EVENT_FIELDS: &[&str] = &[
@@ -160,7 +162,8 @@ impl Template {
         })
     }
 
-    /// Renders the template.
+    /// Renders the template: the real text, and the shown text in which every value that
+    /// came from a secret is [`MASK`](crate::redact::MASK).
     ///
     /// # Errors
     /// A placeholder whose value is missing (e.g. the node has no such property).
@@ -184,7 +187,8 @@ pub struct Values<'a> {
     pub node: Option<&'a Node>,
     /// Queried nodes by alias.
     pub aliases: &'a BTreeMap<String, Node>,
-    /// Which properties are secret.
+    /// Which properties are secret (by name; each node's record of secret-derived
+    /// properties is consulted too).
     pub redactor: &'a Redactor,
 }
 
@@ -207,8 +211,8 @@ impl Values<'_> {
                     node.id
                 ))
             })?;
-            if self.redactor.is_secret(field) {
-                Ok(Sensitive::new(value, MASK.into()))
+            if self.redactor.is_secret_property(node, field) {
+                Ok(Sensitive::secret(value))
             } else {
                 Ok(Sensitive::plain(value))
             }
@@ -223,7 +227,7 @@ impl Values<'_> {
                     .and_then(scalar)
                     .ok_or_else(missing)?;
                 if self.redactor.is_secret(field) {
-                    Ok(Sensitive::new(v, MASK.into()))
+                    Ok(Sensitive::secret(v))
                 } else {
                     Ok(Sensitive::plain(v))
                 }
@@ -282,6 +286,44 @@ mod tests {
             "{:?}",
             t.parts
         );
+    }
+
+    #[test]
+    fn values_from_secrets_render_masked_and_tainted() {
+        use crate::event::Source;
+        let serde_json::Value::Object(properties) = serde_json::json!({
+            "WorkerToken": "SWMTKN-1", "JoinCommand": "join SWMTKN-1", "ApiKey": "k",
+            "InstanceIp": "10.0.0.1", "SecretProperties": ["JoinCommand"],
+        }) else {
+            unreachable!()
+        };
+        let node = Node {
+            id: "i-1".into(),
+            status: "ready".into(),
+            properties,
+        };
+        let event = Event::new(Source::AutoScaling, "launch");
+        let aliases = BTreeMap::new();
+        let redactor = Redactor::with_extra(["apikey"]);
+        let v = Values {
+            event: &event,
+            node: Some(&node),
+            aliases: &aliases,
+            redactor: &redactor,
+        };
+        let render = |t: &str| Template::parse(t, &[]).unwrap().render(&v).unwrap();
+        for (t, shown) in [
+            ("--token {node.WorkerToken}", "--token ***"),
+            ("run {node.JoinCommand}", "run ***"),
+            ("key {node.ApiKey}", "key ***"),
+        ] {
+            let s = render(t);
+            assert_eq!(s.shown(), shown, "{t}");
+            assert!(s.is_secret(), "{t}");
+        }
+        let ip = render("{node.InstanceIp}:2377");
+        assert_eq!(ip.shown(), "10.0.0.1:2377");
+        assert!(!ip.is_secret());
     }
 
     #[test]

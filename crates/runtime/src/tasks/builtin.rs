@@ -140,7 +140,11 @@ impl Task for ApplyDns {
         let batches = std::mem::take(&mut cx.scratch.dns);
         for (zone, changes) in &batches {
             if !changes.is_empty() {
-                cx.services.dns.change(zone, changes).await?;
+                cx.services
+                    .dns
+                    .change(zone, changes)
+                    .await
+                    .map_err(|e| e.scrubbed(super::declared::sent(zone, changes)))?;
             }
         }
         Ok(())

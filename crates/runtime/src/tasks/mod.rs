@@ -15,7 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lifecycle::config::{ConditionKind, ConfigErrors, Definition, Role, TaskKind};
 use lifecycle::event::{Event, LifecycleResult};
-use lifecycle::{Deadline, Fault, Node};
+use lifecycle::node::ATTR_SECRET_PROPERTIES;
+use lifecycle::{Deadline, Fault, Node, Sensitive};
 use serde_json::{Map, Value};
 
 use crate::capability::{RecordChange, Services};
@@ -34,7 +35,7 @@ pub struct Resource {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scratch {
     /// DNS changes waiting to be applied, by hosted zone.
-    pub dns: BTreeMap<String, Vec<RecordChange>>,
+    pub dns: BTreeMap<Sensitive, Vec<RecordChange>>,
 }
 
 /// What a task or condition sees and may change.
@@ -76,7 +77,57 @@ impl TaskContext<'_> {
             .ok_or_else(|| Fault::permanent(format!("{}: the event has no node", self.name)))
     }
 
-    /// Sets properties on the node, in memory and (while persisted) in the table.
+    /// Sets rendered values as properties of the node, in memory and (while persisted) in
+    /// the table: the real text is stored. A value that came from a secret
+    /// ([`Sensitive::is_secret`]) under a name that does not already mark it secret is
+    /// recorded in the node's [`ATTR_SECRET_PROPERTIES`], in the same write, so that it is
+    /// masked wherever the node is shown — in this invocation and every later one (SPEC 9).
+    /// A recorded name stays recorded (a later plain value under it is masked too).
+    ///
+    /// # Errors
+    /// When there is no node, or the store fails (its message with the secret values
+    /// masked).
+    pub async fn set_sensitive_properties(
+        &mut self,
+        properties: Vec<(String, Sensitive)>,
+    ) -> Result<(), Fault> {
+        let name = self.name.to_owned();
+        let node = self
+            .resource
+            .node
+            .as_ref()
+            .ok_or_else(|| Fault::permanent(format!("{name}: the event has no node")))?;
+        let redactor = self.services.redactor.for_node(node);
+        let tainted: Vec<&str> = properties
+            .iter()
+            .filter(|(k, v)| v.is_secret() && !redactor.is_secret(k))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let mut props = Map::new();
+        if !tainted.is_empty() {
+            // An unreadable record masks every property (Redactor::for_node); rewriting it,
+            // keep that so by recording every property the node has.
+            let mut names = node
+                .secret_properties()
+                .unwrap_or_else(|_| node.properties.keys().cloned().collect());
+            names.remove(ATTR_SECRET_PROPERTIES);
+            names.extend(tainted.iter().map(|k| (*k).to_owned()));
+            props.insert(
+                ATTR_SECRET_PROPERTIES.to_owned(),
+                Value::from(names.into_iter().collect::<Vec<_>>()),
+            );
+        }
+        for (k, v) in &properties {
+            props.insert(k.clone(), Value::String(v.expose().to_owned()));
+        }
+        self.set_properties(props)
+            .await
+            .map_err(|e| e.scrubbed(properties.iter().map(|(_, v)| v)))
+    }
+
+    /// Sets properties on the node, in memory and (while persisted) in the table. The values
+    /// are taken as plain: for values rendered from templates use
+    /// [`TaskContext::set_sensitive_properties`], which keeps their taint.
     ///
     /// # Errors
     /// When there is no node, or the store fails.

@@ -1,12 +1,15 @@
 //! `read_parameter`: reads an SSM parameter (a `SecureString`, decrypted) into a node
 //! property, e.g. a cluster join token the node's commands then use as `{node.PROP}`.
+//!
+//! A decrypted value is secret whatever the property is called: stored under a name that does
+//! not look secret, the node records that name as secret-derived (SPEC 9), so it is masked
+//! wherever the node is shown, now and in later invocations.
 
 use serde::{Deserialize, Serialize};
 
 use super::{template, yes};
 use crate::config::template::Template;
 use crate::node::{ATTR_IDENT, ATTR_STATUS};
-use crate::redact::Redactor;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,23 +28,15 @@ pub struct ReadParameter {
     pub name: Template,
     /// The node property that receives the value.
     pub property: String,
-    /// Decrypt a `SecureString`.
+    /// Decrypt a `SecureString`; the value is then secret (masked wherever it is shown).
     pub decrypt: bool,
 }
 
 impl ReadParameter {
-    /// `redactor` holds the configuration's `redact:` words: a decrypted value must land in a
-    /// property whose name marks it secret, so that it is masked wherever it could be shown.
-    pub(super) fn new(p: Params, redactor: &Redactor) -> Result<Self, Vec<String>> {
+    pub(super) fn new(p: Params) -> Result<Self, Vec<String>> {
         let name = template(&p.name, &[], "name")?;
         if p.property == ATTR_IDENT || p.property == ATTR_STATUS {
             return Err(vec![format!("`{}` cannot be set", p.property)]);
-        }
-        if p.decrypt && !redactor.is_secret(&p.property) {
-            return Err(vec![format!(
-                "property `{}` would hold a decrypted secret; its name must contain token, secret, password, credential or a word of `redact:`",
-                p.property
-            )]);
         }
         Ok(ReadParameter {
             name,

@@ -24,10 +24,10 @@ impl Task for Ec2Snapshot {
         let none = BTreeMap::new();
         let v = values(cx, &none);
         let volume = match &self.volume {
-            Volume::Id(t) => VolumeRef::Id(t.render(&v)?.expose().to_owned()),
+            Volume::Id(t) => VolumeRef::Id(t.render(&v)?),
             Volume::Device(t) => VolumeRef::Device {
                 instance_id: cx.node()?.id.clone(),
-                device: t.render(&v)?.expose().to_owned(),
+                device: t.render(&v)?,
             },
         };
         let request = SnapshotRequest {
@@ -39,7 +39,11 @@ impl Task for Ec2Snapshot {
                 .map(|(k, t)| t.render(&v).map(|s| (k.clone(), s.shown().to_owned())))
                 .collect::<Result<_, _>>()?,
         };
-        let id = snapshots.create(&request).await?;
+        let id = snapshots.create(&request).await.map_err(|e| {
+            e.scrubbed(match &request.volume {
+                VolumeRef::Id(s) | VolumeRef::Device { device: s, .. } => [s],
+            })
+        })?;
         tracing::info!(snapshot = %id, task = %cx.name, "snapshot started");
         if !self.wait.is_zero() {
             let until = cx.deadline.min_with(cx.services.clock.now(), self.wait);

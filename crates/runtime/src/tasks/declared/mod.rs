@@ -19,6 +19,8 @@ use lifecycle::{Fault, Node};
 
 use super::{Condition, Task, TaskContext};
 
+pub(super) use route53::sent;
+
 /// The task a declaration stands for.
 pub(super) fn task(d: &DeclaredTask) -> Arc<dyn Task> {
     match d {

@@ -1,4 +1,6 @@
-//! `sns_report`: publishes a report of the event, node properties redacted.
+//! `sns_report`: publishes a report of the event, node properties redacted — secret by name,
+//! or recorded on the node as secret-derived (SPEC 9). A custom message and the subject are
+//! sent in their shown form: an SNS message is shown to its subscribers.
 
 use std::collections::BTreeMap;
 
@@ -43,7 +45,7 @@ impl Task for SnsReport {
     async fn run(&self, cx: &mut TaskContext<'_>) -> Result<(), Fault> {
         let none = BTreeMap::new();
         let v = values(cx, &none);
-        let topic = self.topic_arn.render(&v)?.expose().to_owned();
+        let topic = self.topic_arn.render(&v)?;
         let subject = subject(self.subject.render(&v)?.shown());
         let message = match &self.message {
             Some(t) => t.render(&v)?.shown().to_owned(),
@@ -52,7 +54,7 @@ impl Task for SnsReport {
                     json!({
                         "Ident": n.id,
                         "ItemStatus": n.status,
-                        "properties": cx.services.redactor.redact_map(&n.properties),
+                        "properties": cx.services.redactor.for_node(n).redact_map(&n.properties),
                     })
                 });
                 json!({
@@ -68,6 +70,7 @@ impl Task for SnsReport {
             .reporter
             .publish(&topic, &subject, &message)
             .await
+            .map_err(|e| e.scrubbed([&topic]))
     }
 }
 

@@ -50,7 +50,9 @@ impl Task for SsmCommand {
             execution_timeout: self.execution_timeout,
             idempotency_key: key,
         };
-        let id = send_once(cx, &command, self.wait_online).await?;
+        let id = send_once(cx, &command, self.wait_online)
+            .await
+            .map_err(|e| e.scrubbed(&command.commands))?;
         let record = CommandRecord {
             id: id.clone(),
             running_on: command.instance_ids.clone(),
