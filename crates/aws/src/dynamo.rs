@@ -38,6 +38,7 @@ use lifecycle::delivery::{
 };
 use lifecycle::node::{
     ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, CommandRecord, Node, STATUS_NEW, TYPE_COMMAND,
+    check_properties,
 };
 use lifecycle_runtime::capability::{CommandStore, Deliveries, NodeStore};
 use lifecycle_runtime::poll_until;
@@ -432,6 +433,7 @@ impl NodeStore for DynamoStore {
     }
 
     async fn put(&self, node: &Node) -> Result<(), Fault> {
+        check_properties(&node.id, &node.properties)?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -577,6 +579,7 @@ impl NodeStore for DynamoStore {
     }
 
     async fn set_properties(&self, id: &str, properties: &Map<String, Value>) -> Result<(), Fault> {
+        check_properties(id, properties)?;
         let props: Vec<(&String, &Value)> = properties
             .iter()
             .filter(|(k, _)| {

@@ -180,6 +180,12 @@ fn one_advanced(reports: &[Report], step: &str) {
             "{step}: {r:#?}"
         );
     }
+    let waited = reports.iter().filter(|r| r.waited_ms > 0).count();
+    eprintln!(
+        "{step}: {} deliveries, 1 advanced, {} duplicates ({waited} of them waited for the first)",
+        reports.len(),
+        reports.len() - 1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

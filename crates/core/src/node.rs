@@ -36,6 +36,25 @@ pub const ATTR_SECRET_PROPERTIES: &str = "SecretProperties";
 /// `ItemType` of a command record.
 pub const TYPE_COMMAND: &str = "command";
 
+/// `ItemType` of a node whose lifecycle metadata names no `type` (as the original gave it).
+pub const TYPE_UNKNOWN: &str = "unknown";
+
+/// Checks properties about to be written: `ItemType` keys the type index, so it must be a
+/// non-empty string (DynamoDB refuses anything else with a `ValidationException`, and a
+/// node without a usable type is invisible to node queries).
+///
+/// # Errors
+/// A permanent [`Fault::Task`] naming the value, before anything is written.
+pub fn check_properties(id: &str, properties: &Map<String, Value>) -> Result<(), Fault> {
+    match properties.get(ATTR_TYPE) {
+        None => Ok(()),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
+        Some(other) => Err(Fault::permanent(format!(
+            "node {id}: `{ATTR_TYPE}` must be a non-empty string (it keys the type index), not {other}"
+        ))),
+    }
+}
+
 /// The key of a table item.
 ///
 /// # Errors

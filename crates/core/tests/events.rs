@@ -1311,3 +1311,16 @@ proptest! {
         check_invariants(&v, &out);
     }
 }
+
+#[test]
+fn an_empty_detail_type_names_the_event_by_its_transition() {
+    // Found by fuzzing (`scripts/fuzz`): an empty `detail-type` gave an event with an empty
+    // name, which no configuration can name.
+    let e = event(
+        r#"{"source": "aws.autoscaling", "detail-type": " ", "id": "e-1",
+            "detail": {"LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                       "EC2InstanceId": "i-1", "AutoScalingGroupName": "g",
+                       "LifecycleHookName": "h", "LifecycleActionToken": "t"}}"#,
+    );
+    assert_eq!(e.name, "EC2 Instance-launch Lifecycle Action");
+}

@@ -15,6 +15,7 @@ use lifecycle::engine::StopReason;
 use lifecycle::event::{COMMAND_MARKER, Event};
 use lifecycle::{Deadline, Redactor};
 use lifecycle_embedded::{LocalStore, ManualClock, Recorder, simulated_parameter};
+use lifecycle_runtime::capability::NodeStore;
 use lifecycle_runtime::{Clock, Dispatcher, Options, Registry, Services};
 
 const CONFIG: &str = r#"
@@ -557,4 +558,56 @@ transitions:
     assert_eq!(attempts(), 0);
     assert_eq!(r.errors.len(), 1);
     assert!(r.errors[0].message.contains("Throttling"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_node_created_by_its_first_status_write_is_typed_and_queries_see_it() {
+    // Issue "Transient faults are not failures": a node the first status write created had no
+    // `ItemType`, so the type index (node queries, `node_count`) could not see it.
+    const CFG: &str = r#"
+transitions:
+  - {source: new, dest: registered, triggers: [{name: register, conditions: [is_launching]}]}
+"#;
+    let store = LocalStore::memory();
+    let d = build(
+        CFG,
+        &Registry::new(),
+        embedded(
+            &store,
+            &Recorder::default(),
+            Arc::new(ManualClock::default()),
+        ),
+        Options::default(),
+    );
+    let mut typed = launch("i-1");
+    if let Some(lc) = &mut typed.lifecycle {
+        lc.metadata.insert("type".into(), "manager".into());
+    }
+    let r = d.handle(typed, Deadline::NONE).await;
+    assert_eq!(r.error, None, "{r:?}");
+    let managers = store.by_type("manager").await.unwrap();
+    assert_eq!(managers.len(), 1, "{:?}", store.items());
+    assert_eq!(managers[0].status, "registered");
+    // Without a `type` in the metadata: `unknown`, as the original typed it.
+    let r = d.handle(launch("i-2"), Deadline::NONE).await;
+    assert_eq!(r.error, None, "{r:?}");
+    assert_eq!(store.by_type("unknown").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_item_type_that_is_not_a_non_empty_string_is_refused_before_any_write() {
+    // DynamoDB refuses it with a ValidationException (it keys the type index); both stores
+    // refuse it first, naming it.
+    let store = store_with("i-1", "ready");
+    for bad in [serde_json::json!(""), serde_json::json!(7)] {
+        let mut props = serde_json::Map::new();
+        props.insert("ItemType".into(), bad.clone());
+        let e = store.set_properties("i-1", &props).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`ItemType` must be a non-empty string"),
+            "{e}"
+        );
+        assert_eq!(store.item("i-1").unwrap().unwrap()["ItemType"], "worker");
+    }
 }

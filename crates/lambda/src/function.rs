@@ -107,6 +107,8 @@ impl Function {
         options.wait_timeout = settings.wait_timeout;
         options.default_metadata = settings.default_metadata.clone();
         options.max_transient_attempts = settings.max_transient_attempts;
+        options.remember = settings.remember;
+        options.busy_wait = settings.busy_wait;
         let dispatcher = Dispatcher::new(Arc::new(def), &Registry::new(), services, options)
             .map_err(|errors| InitError::Config {
                 path: settings.config.clone(),

@@ -40,6 +40,12 @@ pub struct Settings {
     /// `LIFECYCLE_MAX_TRANSIENT_ATTEMPTS`: deliveries in a row that may end with a transient
     /// fault before it is handled as a permanent one (default 3, at least 1).
     pub max_transient_attempts: u32,
+    /// `LIFECYCLE_REMEMBER_SECONDS`: how long a processed event is remembered, so a
+    /// redelivery is recognised as a duplicate (default 86400, at least 60; SPEC 9).
+    pub remember: Duration,
+    /// `LIFECYCLE_BUSY_WAIT_SECONDS`: how long an event waits at most for another invocation
+    /// that holds its node or processes the same event (default 10).
+    pub busy_wait: Duration,
     /// `LIFECYCLE_DEFAULT_METADATA`: a JSON object merged under each lifecycle event's
     /// `NotificationMetadata` (the event's keys win).
     pub default_metadata: Map<String, Value>,
@@ -90,6 +96,19 @@ impl Settings {
                     3
                 }
             };
+        let remember = match number(&var, "LIFECYCLE_REMEMBER_SECONDS", &mut errors) {
+            None => Duration::from_secs(86_400),
+            Some(s) if s >= 60 => Duration::from_secs(s),
+            Some(s) => {
+                errors.push(SettingError {
+                    variable: "LIFECYCLE_REMEMBER_SECONDS",
+                    problem: format!("must be at least 60, not {s}"),
+                });
+                Duration::from_secs(86_400)
+            }
+        };
+        let busy_wait = number(&var, "LIFECYCLE_BUSY_WAIT_SECONDS", &mut errors)
+            .map_or(Duration::from_secs(10), Duration::from_secs);
         if attempt_timeout > operation_timeout {
             errors.push(SettingError {
                 variable: "LIFECYCLE_ATTEMPT_TIMEOUT_MS",
@@ -148,6 +167,8 @@ impl Settings {
             attempt_timeout,
             command_timeout,
             max_transient_attempts,
+            remember,
+            busy_wait,
             default_metadata,
             function_name,
         })
@@ -198,6 +219,8 @@ mod tests {
         assert_eq!(s.attempt_timeout, Duration::from_secs(10));
         assert_eq!(s.command_timeout, Duration::from_secs(600));
         assert_eq!(s.max_transient_attempts, 3);
+        assert_eq!(s.remember, Duration::from_secs(86_400));
+        assert_eq!(s.busy_wait, Duration::from_secs(10));
         assert!(s.default_metadata.is_empty());
     }
 
@@ -209,6 +232,7 @@ mod tests {
             ("LIFECYCLE_OPERATION_TIMEOUT_MS", "1000"),
             ("LIFECYCLE_ATTEMPT_TIMEOUT_MS", "2000"),
             ("LIFECYCLE_COMMAND_TIMEOUT_SECONDS", "0"),
+            ("LIFECYCLE_REMEMBER_SECONDS", "5"),
         ])
         .unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -217,6 +241,7 @@ mod tests {
             [
                 "LIFECYCLE_DEADLINE_MARGIN_MS: \"five\" is not a whole number",
                 "LIFECYCLE_COMMAND_TIMEOUT_SECONDS: must be between 1 and 172800, not 0",
+                "LIFECYCLE_REMEMBER_SECONDS: must be at least 60, not 5",
                 "LIFECYCLE_ATTEMPT_TIMEOUT_MS: 2000 ms is longer than the whole operation's 1000 ms (LIFECYCLE_OPERATION_TIMEOUT_MS)",
                 "LIFECYCLE_TABLE: required: the DynamoDB state table's name",
                 "LIFECYCLE_DEFAULT_METADATA: must be a JSON object, not [1]",

@@ -14,7 +14,7 @@ use lifecycle::delivery::{Lease, Resume};
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
 use lifecycle::load::{LoadError, LoadRules, LoadStep, Loaded, Loader};
-use lifecycle::node::ATTR_TRANSIENT_ATTEMPTS;
+use lifecycle::node::{ATTR_TRANSIENT_ATTEMPTS, ATTR_TYPE, TYPE_UNKNOWN};
 use lifecycle::{
     ConfigErrors, Deadline, Definition, Engine, Event, Fault, FaultKind, Node, Parsed,
 };
@@ -252,8 +252,8 @@ impl Dispatcher {
                     }
                     self.persist(
                         &mut resource,
-                        self.def.state_name(from),
-                        self.def.state_name(to),
+                        &event,
+                        (self.def.state_name(from), self.def.state_name(to)),
                         &lease.owner,
                     )
                     .await
@@ -479,14 +479,25 @@ impl Dispatcher {
     async fn persist(
         &self,
         resource: &mut Resource,
-        from: &str,
-        to: &str,
+        event: &Event,
+        (from, to): (&str, &str),
         owner: &str,
     ) -> Feedback {
         let Some(node) = resource.node.as_mut() else {
             return Feedback::Persisted;
         };
         if resource.persisted {
+            // A node the table does not type yet (created by this event, or by a status
+            // write from cloud-init) gets its `ItemType` first, so node queries see it: the
+            // lifecycle metadata's `type`, else `unknown`.
+            if node.item_type().is_none() {
+                let mut props = serde_json::Map::new();
+                props.insert(ATTR_TYPE.to_owned(), item_type(event).into());
+                if let Err(e) = self.services.nodes.set_properties(&node.id, &props).await {
+                    return Feedback::PersistFailed(e);
+                }
+                node.properties.extend(props);
+            }
             match self
                 .services
                 .nodes
@@ -543,6 +554,19 @@ async fn keeping_alive<T>(
         Poll::Pending
     })
     .await
+}
+
+/// The `ItemType` a node gets when the table has none for it: the lifecycle metadata's
+/// `type` (as the original's hooks carry it), else `unknown`.
+fn item_type(event: &Event) -> String {
+    event
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.metadata.get("type"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(TYPE_UNKNOWN)
+        .to_owned()
 }
 
 /// A token unique to one processing of one event: 128 random bits.

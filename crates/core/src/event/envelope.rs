@@ -262,7 +262,9 @@ fn event_bridge(obj: &Object, ctx: &Ctx) -> Result<Event, Halt> {
             "source {source}, detail-type {detail_type}"
         )));
     }
-    let detail_type = optional_str(obj, ctx, "detail-type")?;
+    // An empty detail-type says nothing: the event is named as if it had none (found by
+    // fuzzing: it gave an event with an empty name).
+    let detail_type = optional_str(obj, ctx, "detail-type")?.filter(|d| !d.trim().is_empty());
     match source {
         "aws.autoscaling" => autoscaling(obj, detail_type, ctx),
         "aws.ssm" => ssm(obj, detail_type, ctx),

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use lifecycle::delivery::{self, Begin, Claim, Lease, Reservation, Resume};
-use lifecycle::node::{ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, TYPE_COMMAND, ident_of};
+use lifecycle::node::{
+    ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, TYPE_COMMAND, check_properties, ident_of,
+};
 use lifecycle::{CommandRecord, Fault, Node};
 use lifecycle_runtime::capability::{CommandStore, Deliveries, NodeStore};
 
@@ -142,6 +144,7 @@ impl NodeStore for LocalStore {
     }
 
     async fn put(&self, node: &Node) -> Result<(), Fault> {
+        check_properties(&node.id, &node.properties)?;
         self.items.put(&node.id, node.to_item())
     }
 
@@ -190,6 +193,7 @@ impl NodeStore for LocalStore {
     }
 
     async fn set_properties(&self, id: &str, properties: &Map<String, Value>) -> Result<(), Fault> {
+        check_properties(id, properties)?;
         self.items.update(id, &mut |old| {
             let Some(old) = old.filter(|o| !delivery::is_tombstone(o)) else {
                 return Err(Fault::MissingNode { id: id.to_owned() });
