@@ -202,6 +202,10 @@ class AutoScaling(AutoScalingResponse):
         actions = self._actions()
         actions.active.remove(action)
         actions.completions.append({**action, "result": result})
+        # The instance leaves the wait state (simplified: a completed launch is in service,
+        # a completed termination is terminating).
+        done = "InService" if action["transition"] == LAUNCHING else "Terminating:Proceed"
+        self._set_lifecycle_state(action["group"], action["instance"], done)
         return EmptyResult()
 
     def record_lifecycle_action_heartbeat(self) -> ActionResult:
@@ -246,7 +250,19 @@ class AutoScaling(AutoScalingResponse):
             "transition": transition,
         }
         actions.active.append(action)
+        # AWS puts the instance in the hook's wait state, which DescribeAutoScalingInstances
+        # reports (AWS User Guide, Auto Scaling, "Amazon EC2 Auto Scaling instance
+        # lifecycle"; warm pools: "Warmed:Pending:Wait"). Destination=WarmPool (test-only)
+        # makes it a launch into the warm pool.
+        warm = self._get_param("Destination") == "WarmPool"
+        wait = "Pending:Wait" if transition == LAUNCHING else "Terminating:Wait"
+        self._set_lifecycle_state(group, instance, ("Warmed:" + wait) if warm else wait)
         return _json_response(200, action)
+
+    def _set_lifecycle_state(self, group: str, instance: str, state: str) -> None:
+        for instance_state in self.autoscaling_backend.autoscaling_groups[group].instance_states:
+            if instance_state.instance.id == instance:
+                instance_state.lifecycle_state = state
 
     def describe_test_lifecycle_actions(self) -> tuple[int, dict[str, Any], str]:
         """Test-only: ``{"active": [...], "completions": [...], "heartbeats": [...]}``, each

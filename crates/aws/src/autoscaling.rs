@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_autoscaling::Client;
 use lifecycle::event::{LifecycleData, LifecycleResult};
 use lifecycle::{Fault, FaultKind};
-use lifecycle_runtime::capability::{ActionState, LifecycleActions};
+use lifecycle_runtime::capability::{ActionState, GroupInstance, LifecycleActions};
 use lifecycle_runtime::{Clock, poll_until};
 
 use crate::error::fault;
@@ -43,10 +43,13 @@ impl AutoScalingActions {
         AutoScalingActions { client, clock }
     }
 
-    /// Runs `call` by token (when there is one), then by instance id when AWS knows no action
-    /// for the token. AWS answers for an action that is over (completed, abandoned, timed out)
-    /// with a fault of kind [`FaultKind::NotFound`]: for both, that is
-    /// [`ActionState::NoActiveAction`].
+    /// Runs `call` by token (when there is one), then by instance id: when the event has no
+    /// token, or when AWS knows no action for the token and the instance waits in the state
+    /// this action puts it in ([`LifecycleData::wait_state`]). A dead token with the instance
+    /// elsewhere — a stale warm-pool entry event while the instance waits to enter service,
+    /// say — must not complete the instance's *other* action. AWS answers for an action that
+    /// is over (completed, abandoned, timed out) with a fault of kind
+    /// [`FaultKind::NotFound`]: that is [`ActionState::NoActiveAction`].
     async fn by_token_then_instance<F, Fut>(
         &self,
         operation: &str,
@@ -61,7 +64,15 @@ impl AutoScalingActions {
             match call(Some(token.clone()), None).await {
                 Ok(()) => return Ok(ActionState::Done),
                 Err(f) if f.kind() == FaultKind::NotFound => {
-                    tracing::info!(%operation, instance = %data.instance_id, "no active action for the token; trying the instance id");
+                    let waits = self
+                        .instance(&data.instance_id)
+                        .await?
+                        .map(|i| i.lifecycle_state);
+                    if waits.as_deref() != Some(data.wait_state()) {
+                        tracing::info!(%operation, instance = %data.instance_id, state = ?waits, expected = %data.wait_state(), "no active action for the token, and the instance is not waiting on one like it: nothing to do");
+                        return Ok(ActionState::NoActiveAction);
+                    }
+                    tracing::info!(%operation, instance = %data.instance_id, "no active action for the token; the instance waits in {}: trying its id", data.wait_state());
                 }
                 Err(f) => return Err(f),
             }
@@ -73,8 +84,6 @@ impl AutoScalingActions {
         }
     }
 
-    /// The progress (percent) of the first scaling activity of the group that mentions the
-    /// instance; `None` when none does.
     /// The progress of the newest activity that names the instance, from the newest page of
     /// the group's activities only (they come newest first): a launch being completed is
     /// recent, and each poll must not page through the group's whole history (SPEC 5).
@@ -167,7 +176,7 @@ impl LifecycleActions for AutoScalingActions {
         })
     }
 
-    async fn group_of(&self, instance_id: &str) -> Result<Option<String>, Fault> {
+    async fn instance(&self, instance_id: &str) -> Result<Option<GroupInstance>, Fault> {
         let out = self
             .client
             .describe_auto_scaling_instances()
@@ -179,8 +188,12 @@ impl LifecycleActions for AutoScalingActions {
             .auto_scaling_instances()
             .iter()
             .find(|i| i.instance_id() == Some(instance_id))
-            .and_then(|i| i.auto_scaling_group_name())
-            .map(str::to_owned))
+            .and_then(|i| {
+                Some(GroupInstance {
+                    group: i.auto_scaling_group_name()?.to_owned(),
+                    lifecycle_state: i.lifecycle_state().unwrap_or_default().to_owned(),
+                })
+            }))
     }
 
     async fn set_protection(

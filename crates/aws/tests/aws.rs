@@ -598,6 +598,59 @@ async fn a_stale_token_falls_back_to_the_instance_id() {
 }
 
 #[tokio::test]
+async fn a_dead_warm_pool_token_never_completes_the_instances_next_action() {
+    // Issue "Transient faults are not failures", warm pools: an instance entering a warm pool
+    // and later leaving it gets two launch actions. A late pool-entry event whose token is
+    // dead must not complete, by instance id, the action that now waits to put the instance
+    // in service. The harness reports the wait state AWS does (DescribeAutoScalingInstances).
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
+    moto.register_lifecycle_action(GROUP, HOOK, &ids[0], TOKEN, support::LAUNCHING);
+    let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
+    let mut stale_entry = launch_data(&ids[0], Some("0f0f0f0f-1d3e-4f5a-8b6c-7d8e9f0a1b2c"));
+    stale_entry.destination = Some("WarmPool".into());
+    assert_eq!(
+        asg.complete(&stale_entry, LifecycleResult::Abandon)
+            .await
+            .unwrap(),
+        ActionState::NoActiveAction
+    );
+    assert!(
+        moto.completions().is_empty(),
+        "the launch into service still waits"
+    );
+    // The action of that entry itself, waiting in Warmed:Pending:Wait, is completed by id.
+    let pool = "workers-pool";
+    let ids = group(&config, pool, 1, &[(HOOK, support::LAUNCHING)]).await;
+    let r = moto.autoscaling(
+        "RegisterTestLifecycleAction",
+        &[
+            ("AutoScalingGroupName", pool),
+            ("LifecycleHookName", HOOK),
+            ("InstanceId", &ids[0]),
+            (
+                "LifecycleActionToken",
+                "1b1b1b1b-1d3e-4f5a-8b6c-7d8e9f0a1b2c",
+            ),
+            ("LifecycleTransition", support::LAUNCHING),
+            ("Destination", "WarmPool"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut entry = launch_data(&ids[0], Some("0f0f0f0f-1d3e-4f5a-8b6c-7d8e9f0a1b2c"));
+    entry.auto_scaling_group = pool.into();
+    entry.destination = Some("WarmPool".into());
+    assert_eq!(
+        asg.complete(&entry, LifecycleResult::Continue)
+            .await
+            .unwrap(),
+        ActionState::Done
+    );
+    assert_eq!(moto.completions().len(), 1);
+}
+
+#[tokio::test]
 async fn an_unknown_group_is_an_error_that_retrying_cannot_fix() {
     let moto = Moto::shared();
     let config = moto.sdk().await;
@@ -618,8 +671,10 @@ async fn scale_in_protection_is_set_and_cleared() {
     let ids = group(&config, GROUP, 1, &[(HOOK, support::LAUNCHING)]).await;
     let asg = AutoScalingActions::new(&config, Arc::new(ManualClock::default()));
     let client = aws_sdk_autoscaling::Client::new(&config);
-    assert_eq!(asg.group_of(&ids[0]).await.unwrap().as_deref(), Some(GROUP));
-    assert_eq!(asg.group_of("i-0123456789abcdef0").await.unwrap(), None);
+    let instance = asg.instance(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(instance.group, GROUP);
+    assert_eq!(instance.lifecycle_state, "InService");
+    assert_eq!(asg.instance("i-0123456789abcdef0").await.unwrap(), None);
     for want in [true, false] {
         asg.set_protection(GROUP, &ids, want).await.unwrap();
         let d = client

@@ -283,8 +283,8 @@ mod crash {
     use lifecycle::{CommandRecord, Fault, Node, Sensitive};
     use lifecycle_runtime::Services;
     use lifecycle_runtime::capability::{
-        ActionState, CommandRunner, CommandStore, Deliveries, Dns, LifecycleActions, NodeStore,
-        RecordChange, Reporter, Secrets, ShellCommand,
+        ActionState, CommandRunner, CommandStore, Deliveries, Dns, GroupInstance, LifecycleActions,
+        NodeStore, RecordChange, Reporter, Secrets, ShellCommand,
     };
     use serde_json::{Map, Value};
 
@@ -480,8 +480,12 @@ mod crash {
                 self.inner.lifecycle.wait_for_activity(data, until)
             )
         }
-        async fn group_of(&self, id: &str) -> Result<Option<String>, Fault> {
-            through!(self, "GroupOf", self.inner.lifecycle.group_of(id))
+        async fn instance(&self, id: &str) -> Result<Option<GroupInstance>, Fault> {
+            through!(
+                self,
+                "DescribeAutoScalingInstances",
+                self.inner.lifecycle.instance(id)
+            )
         }
         async fn set_protection(
             &self,

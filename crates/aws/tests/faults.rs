@@ -311,11 +311,21 @@ async fn auto_scaling_access_denied_is_permanent() {
 
 #[tokio::test]
 async fn no_active_lifecycle_action_is_not_a_failure() {
-    // AWS's answer for an action that is over, by token and by instance id alike.
-    let over = canned(
-        400,
+    // AWS's answer for an action that is over, by token and by instance id alike. Between
+    // the two, the instance's lifecycle state: it still waits in `Pending:Wait` (the token
+    // was dead, yet an action like the event's waits), so the instance id is tried.
+    const OVER: &str = "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>No active Lifecycle Action found with instance ID i-1</Message></Error><RequestId>canned</RequestId></ErrorResponse>";
+    const WAITING: &str = "<DescribeAutoScalingInstancesResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><DescribeAutoScalingInstancesResult><AutoScalingInstances><member><InstanceId>i-1</InstanceId><AutoScalingGroupName>g</AutoScalingGroupName><AvailabilityZone>us-east-1a</AvailabilityZone><LifecycleState>Pending:Wait</LifecycleState><HealthStatus>HEALTHY</HealthStatus><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member></AutoScalingInstances></DescribeAutoScalingInstancesResult><ResponseMetadata><RequestId>canned</RequestId></ResponseMetadata></DescribeAutoScalingInstancesResponse>";
+    let over = canned_sequence(
         "text/xml",
-        "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>No active Lifecycle Action found with instance ID i-1</Message></Error><RequestId>canned</RequestId></ErrorResponse>",
+        vec![
+            (400, OVER),
+            (200, WAITING),
+            (400, OVER),
+            (400, OVER),
+            (200, WAITING),
+            (400, OVER),
+        ],
     );
     let asg = AutoScalingActions::new(&sdk_config(&over).await, Arc::new(ManualClock::default()));
     assert_eq!(

@@ -12,8 +12,8 @@ use lifecycle::event::{LifecycleData, LifecycleResult};
 use lifecycle::{Fault, Sensitive};
 use lifecycle_runtime::Call;
 use lifecycle_runtime::capability::{
-    ActionState, CommandRunner, Dns, LifecycleActions, RecordChange, Reporter, Secrets,
-    ShellCommand, SnapshotRequest, Snapshots, VolumeRef,
+    ActionState, CommandRunner, Dns, GroupInstance, LifecycleActions, RecordChange, Reporter,
+    Secrets, ShellCommand, SnapshotRequest, Snapshots, VolumeRef,
 };
 use serde_json::{Value, json};
 
@@ -107,7 +107,7 @@ impl LifecycleActions for Recorder {
         Ok(())
     }
 
-    async fn group_of(&self, instance_id: &str) -> Result<Option<String>, Fault> {
+    async fn instance(&self, instance_id: &str) -> Result<Option<GroupInstance>, Fault> {
         self.record(
             "autoscaling",
             "DescribeAutoScalingInstances",

@@ -440,8 +440,11 @@ impl lifecycle_runtime::capability::LifecycleActions for SlowActivity {
             "scaling activity of i-1 still at 30% when the wait ran out",
         ))
     }
-    async fn group_of(&self, id: &str) -> Result<Option<String>, lifecycle::Fault> {
-        self.0.group_of(id).await
+    async fn instance(
+        &self,
+        id: &str,
+    ) -> Result<Option<lifecycle_runtime::capability::GroupInstance>, lifecycle::Fault> {
+        self.0.instance(id).await
     }
     async fn set_protection(
         &self,
@@ -610,4 +613,102 @@ async fn an_item_type_that_is_not_a_non_empty_string_is_refused_before_any_write
         );
         assert_eq!(store.item("i-1").unwrap().unwrap()["ItemType"], "worker");
     }
+}
+
+/// Auto Scaling as the recorder has it, with the instance's lifecycle state played from a
+/// script: each `DescribeAutoScalingInstances` takes the next state (the last one stays).
+struct States(Recorder, std::sync::Mutex<Vec<&'static str>>);
+
+#[async_trait::async_trait]
+impl lifecycle_runtime::capability::LifecycleActions for States {
+    async fn complete(
+        &self,
+        data: &lifecycle::LifecycleData,
+        result: lifecycle::event::LifecycleResult,
+    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
+        self.0.complete(data, result).await
+    }
+    async fn heartbeat(
+        &self,
+        data: &lifecycle::LifecycleData,
+    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
+        self.0.heartbeat(data).await
+    }
+    async fn wait_for_activity(
+        &self,
+        data: &lifecycle::LifecycleData,
+        until: std::time::SystemTime,
+    ) -> Result<(), lifecycle::Fault> {
+        self.0.wait_for_activity(data, until).await
+    }
+    async fn instance(
+        &self,
+        id: &str,
+    ) -> Result<Option<lifecycle_runtime::capability::GroupInstance>, lifecycle::Fault> {
+        self.0.instance(id).await?;
+        let mut states = self.1.lock().unwrap();
+        let state = if states.len() > 1 {
+            states.remove(0)
+        } else {
+            states[0]
+        };
+        Ok(Some(lifecycle_runtime::capability::GroupInstance {
+            group: common::GROUP.into(),
+            lifecycle_state: state.into(),
+        }))
+    }
+    async fn set_protection(
+        &self,
+        group: &str,
+        ids: &[String],
+        protected: bool,
+    ) -> Result<(), lifecycle::Fault> {
+        self.0.set_protection(group, ids, protected).await
+    }
+}
+
+#[tokio::test]
+async fn protect_from_scale_in_follows_the_instances_lifecycle_state() {
+    // Issue "Transient faults are not failures": the original waited for the instance to be
+    // in service; AWS refuses protection for an instance in a warm pool; and an instance
+    // waiting on this very event's hook cannot be in service before the hook is completed.
+    const CFG: &str = r#"
+transitions:
+  - {source: finished_cloud_init, dest: ready, triggers: [{name: go, after: [protect_from_scale_in]}]}
+"#;
+    let run = |states: Vec<&'static str>| async move {
+        let store = store_with("i-1", "finished_cloud_init");
+        let recorder = Recorder::default();
+        let mut services = embedded(&store, &recorder, Arc::new(ManualClock::default()));
+        services.lifecycle = Arc::new(States(recorder.clone(), std::sync::Mutex::new(states)));
+        let d = build(CFG, &Registry::new(), services, Options::default());
+        let r = d.handle(launch("i-1"), Deadline::NONE).await;
+        let protected = recorder
+            .calls()
+            .iter()
+            .filter(|c| c.operation == "SetInstanceProtection")
+            .count();
+        (r, protected)
+    };
+    // Launching, then in service: waited for, then protected.
+    let (r, protected) = run(vec!["Pending", "Pending:Proceed", "InService"]).await;
+    assert_eq!(r.errors, vec![], "{r:?}");
+    assert_eq!(protected, 1);
+    assert!(r.waited_ms == 0, "a task's wait is not the loader's");
+    // In a warm pool: left alone, not an error.
+    let (r, protected) = run(vec!["Warmed:Pending:Wait"]).await;
+    assert_eq!((r.errors.len(), protected), (0, 0), "{r:?}");
+    // Waiting on this event's own hook: a permanent error that names the fix.
+    let (r, protected) = run(vec!["Pending:Wait"]).await;
+    assert_eq!(protected, 0);
+    let message = &r.errors[0].message;
+    assert!(
+        message.contains("run protect_from_scale_in after complete_lifecycle_action"),
+        "{r:?}"
+    );
+    // Never in service within the wait: retryable, not a failure (SPEC 9).
+    let (r, protected) = run(vec!["Pending"]).await;
+    assert_eq!(protected, 0);
+    assert!(r.retryable, "{r:?}");
+    assert!(r.errors.is_empty(), "{r:?}");
 }

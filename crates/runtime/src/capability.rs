@@ -213,6 +213,16 @@ pub enum ActionState {
     NoActiveAction,
 }
 
+/// An instance of an Auto Scaling group, as `DescribeAutoScalingInstances` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupInstance {
+    /// The group's name.
+    pub group: String,
+    /// The lifecycle state: `Pending`, `Pending:Wait`, `InService`, `Terminating:Wait`,
+    /// `Warmed:Pending:Wait`, ...
+    pub lifecycle_state: String,
+}
+
 /// Auto Scaling lifecycle actions and instance protection.
 #[async_trait]
 pub trait LifecycleActions: Send + Sync {
@@ -239,11 +249,13 @@ pub trait LifecycleActions: Send + Sync {
     async fn wait_for_activity(&self, data: &LifecycleData, until: SystemTime)
     -> Result<(), Fault>;
 
-    /// `DescribeAutoScalingInstances`: the group an instance belongs to, if any.
+    /// `DescribeAutoScalingInstances`: the group an instance belongs to and its lifecycle
+    /// state; `None` when it is in no group (or, for an implementation that cannot know, when
+    /// it does not know).
     ///
     /// # Errors
     /// A [`Fault`].
-    async fn group_of(&self, instance_id: &str) -> Result<Option<String>, Fault>;
+    async fn instance(&self, instance_id: &str) -> Result<Option<GroupInstance>, Fault>;
 
     /// `SetInstanceProtection` for scale-in.
     ///

@@ -131,6 +131,22 @@ impl LifecycleData {
     pub fn is_warm_pool_entry(&self) -> bool {
         self.destination.as_deref() == Some("WarmPool")
     }
+
+    /// The lifecycle state an instance waits in while this action is active, as
+    /// `DescribeAutoScalingInstances` reports it: `Pending:Wait`, `Terminating:Wait`, or
+    /// their `Warmed:` forms for an instance entering (or terminating in) a warm pool.
+    pub fn wait_state(&self) -> &'static str {
+        match (
+            self.transition,
+            self.is_warm_pool_entry(),
+            self.is_from_warm_pool(),
+        ) {
+            (LifecycleTransition::Launching, true, _) => "Warmed:Pending:Wait",
+            (LifecycleTransition::Launching, false, _) => "Pending:Wait",
+            (LifecycleTransition::Terminating, _, true) => "Warmed:Terminating:Wait",
+            (LifecycleTransition::Terminating, _, false) => "Terminating:Wait",
+        }
+    }
 }
 
 /// Decodes `NotificationMetadata` given as an object, a JSON string holding an object, null,

@@ -102,27 +102,74 @@ impl Task for RemoveFromDb {
 }
 
 /// `protect_from_scale_in` / `unprotect_from_scale_in`: instance protection for the node.
+///
+/// The instance's lifecycle state decides first (`DescribeAutoScalingInstances`): AWS refuses
+/// protection for an instance in a warm pool, so one there is left alone (logged); a
+/// launching instance (`Pending`, `Pending:Proceed`) is waited for until it is in service,
+/// bounded, as the original did; one still in `Pending:Wait` for this very event's hook
+/// cannot get there before the hook is completed — the task must come after
+/// `complete_lifecycle_action` — which is a permanent error naming the fix.
 struct Protect(bool);
+
+/// How long `protect_from_scale_in` waits at most for a launching instance to be in service.
+const IN_SERVICE_WAIT: Duration = Duration::from_secs(120);
+/// How often it looks.
+const IN_SERVICE_POLL: Duration = Duration::from_secs(5);
 
 #[async_trait]
 impl Task for Protect {
     async fn run(&self, cx: &mut TaskContext<'_>) -> Result<(), Fault> {
-        let (group, instance) = match &cx.event.lifecycle {
-            Some(l) => (l.auto_scaling_group.clone(), l.instance_id.clone()),
-            None => {
-                let node = cx.node()?;
-                let id = node.id.clone();
-                let group = match node.property_str("AutoScalingGroupName") {
-                    Some(g) => g,
-                    None => cx.services.lifecycle.group_of(&id).await?.ok_or_else(|| {
-                        Fault::permanent(format!(
-                            "{}: instance {id} is in no Auto Scaling group",
-                            cx.name
-                        ))
-                    })?,
+        let instance = match &cx.event.lifecycle {
+            Some(l) => l.instance_id.clone(),
+            None => cx.node()?.id.clone(),
+        };
+        let until = cx
+            .deadline
+            .min_with(cx.services.clock.now(), IN_SERVICE_WAIT);
+        let group = loop {
+            let known = cx.services.lifecycle.instance(&instance).await?;
+            let Some(known) = known else {
+                // Not in a group, or an implementation that cannot tell (the recorder): the
+                // event's or the node's group.
+                let group = match &cx.event.lifecycle {
+                    Some(l) => Some(l.auto_scaling_group.clone()),
+                    None => cx.node()?.property_str("AutoScalingGroupName"),
                 };
-                (group, id)
+                break group.ok_or_else(|| {
+                    Fault::permanent(format!(
+                        "{}: instance {instance} is in no Auto Scaling group",
+                        cx.name
+                    ))
+                })?;
+            };
+            let state = known.lifecycle_state.as_str();
+            if state.starts_with("Warmed:") {
+                tracing::info!(%instance, %state, "instance in a warm pool: scale-in protection does not apply (AWS refuses it)");
+                return Ok(());
             }
+            let own_hook = cx
+                .event
+                .lifecycle
+                .as_ref()
+                .is_some_and(|l| l.instance_id == instance && l.wait_state() == state);
+            if own_hook && self.0 {
+                return Err(Fault::permanent(format!(
+                    "{}: instance {instance} is in {state} until this event's lifecycle action is completed; it can be protected only once in service: run {} after complete_lifecycle_action",
+                    cx.name, cx.name
+                )));
+            }
+            if !(self.0 && state.starts_with("Pending")) {
+                break known.group;
+            }
+            if cx.services.clock.now() >= until {
+                return Err(Fault::transient(format!(
+                    "{}: instance {instance} still {state}, not in service, when the wait ran out",
+                    cx.name
+                )));
+            }
+            tracing::info!(%instance, %state, "waiting for the instance to be in service before protecting it");
+            let wake = (cx.services.clock.now() + IN_SERVICE_POLL).min(until);
+            cx.services.clock.sleep_until(wake).await;
         };
         cx.services
             .lifecycle
