@@ -473,7 +473,14 @@ class SystemsManager(SimpleSystemManagerResponse):
                 f"Instances [[{', '.join(unusable)}]] not in a valid state for account "
                 f"{self.current_account}",
             )
-        return super().send_command()
+        result = super().send_command()
+        # AWS keeps the command's CloudWatchOutputConfig and lists it (ListCommands); moto
+        # drops it.
+        output = self._get_param("CloudWatchOutputConfig")
+        commands = self.ssm_backend._commands
+        if output and commands:
+            commands[-1].cloud_watch_output_config = output
+        return result
 
     def list_command_invocations(self) -> ActionResult:
         """ListCommandInvocations: one invocation per instance of a command.
@@ -720,9 +727,24 @@ def _install(urls_module: Any, original: type, extended: type) -> None:
             urls_module.url_paths[path] = extended.dispatch
 
 
+def _list_cloud_watch_output() -> None:
+    """Commands list their CloudWatchOutputConfig, as AWS's ListCommands does."""
+    original = ssm_models.Command.response_object
+
+    def response_object(self: Any) -> dict[str, Any]:
+        r = original(self)
+        output = getattr(self, "cloud_watch_output_config", None)
+        if output:
+            r["CloudWatchOutputConfig"] = output
+        return r
+
+    ssm_models.Command.response_object = response_object
+
+
 def install_extensions() -> None:
     make_dynamodb_writes_atomic()
     ssm_models.Command._get_instance_ids_from_targets = _instance_ids_from_targets
+    _list_cloud_watch_output()
     _install(autoscaling_urls, AutoScalingResponse, AutoScaling)
     _install(ssm_urls, SimpleSystemManagerResponse, SystemsManager)
     _install(route53_urls, Route53, Route53Changes)

@@ -45,7 +45,7 @@ pub use dynamo::{
 pub use ec2::Ec2Snapshots;
 pub use route53::Route53Dns;
 pub use sns::SnsReporter;
-pub use ssm::{DEFAULT_EXECUTION_TIMEOUT, ParameterStore, SsmRunner};
+pub use ssm::{DEFAULT_DELIVERY_TIMEOUT, DEFAULT_EXECUTION_TIMEOUT, ParameterStore, SsmRunner};
 
 use lifecycle_runtime::Services;
 use lifecycle_runtime::capability::Snapshots;
@@ -63,6 +63,8 @@ pub struct Timeouts {
     /// How long an SSM command may run on its instances (`executionTimeout`) when its task
     /// sets none.
     pub command: Duration,
+    /// How long SSM tries to deliver a command (`TimeoutSeconds`).
+    pub command_delivery: Duration,
 }
 
 impl Default for Timeouts {
@@ -74,6 +76,28 @@ impl Default for Timeouts {
             attempt: Duration::from_secs(10),
             connect: Duration::from_secs(3),
             command: ssm::DEFAULT_EXECUTION_TIMEOUT,
+            command_delivery: ssm::DEFAULT_DELIVERY_TIMEOUT,
+        }
+    }
+}
+
+/// How the AWS capabilities are set up beyond the SDK's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Timeouts of calls and of commands.
+    pub timeouts: Timeouts,
+    /// The CloudWatch Logs group every command's output goes to; `None`: SSM keeps only the
+    /// first 2,500 characters of each output.
+    pub command_log_group: Option<String>,
+}
+
+impl Options {
+    /// These timeouts, and commands' output sent to `command_log_group` when given.
+    pub fn new(timeouts: Timeouts, command_log_group: Option<String>) -> Self {
+        Options {
+            timeouts,
+            command_log_group,
         }
     }
 }
@@ -107,6 +131,12 @@ pub async fn load_config(timeouts: &Timeouts) -> aws_config::SdkConfig {
 /// Every capability backed by AWS, with the state in DynamoDB table `table`, commands limited
 /// by `timeouts.command` unless their task says otherwise (and the default redactor).
 pub fn services(config: &aws_config::SdkConfig, table: &str, timeouts: &Timeouts) -> Services {
+    services_with(config, table, &Options::new(*timeouts, None))
+}
+
+/// [`services`], with commands' output sent to `options.command_log_group`.
+pub fn services_with(config: &aws_config::SdkConfig, table: &str, options: &Options) -> Services {
+    let timeouts = &options.timeouts;
     let clock = Arc::new(TokioClock);
     let store = DynamoStore::new(config, table);
     Services::new(
@@ -114,7 +144,12 @@ pub fn services(config: &aws_config::SdkConfig, table: &str, timeouts: &Timeouts
         Arc::new(store.clone()),
         Arc::new(store),
         Arc::new(AutoScalingActions::new(config, clock.clone())),
-        Arc::new(SsmRunner::new(config, clock.clone()).with_execution_timeout(timeouts.command)),
+        Arc::new(
+            SsmRunner::new(config, clock.clone())
+                .with_execution_timeout(timeouts.command)
+                .with_delivery_timeout(timeouts.command_delivery)
+                .with_output_log_group(options.command_log_group.clone()),
+        ),
         Arc::new(Route53Dns::new(config)),
         Arc::new(SnsReporter::new(config)),
         Arc::new(ParameterStore::new(config)),
@@ -133,7 +168,7 @@ fn snapshots(_: &aws_config::SdkConfig) -> Option<Arc<dyn Snapshots>> {
     None
 }
 
-/// [`load_config`] then [`services`].
-pub async fn load_services(table: &str, timeouts: &Timeouts) -> Services {
-    services(&load_config(timeouts).await, table, timeouts)
+/// [`load_config`] then [`services_with`].
+pub async fn load_services(table: &str, options: &Options) -> Services {
+    services_with(&load_config(&options.timeouts).await, table, options)
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::config::retry::RetryConfig;
-use aws_sdk_ssm::types::{InstanceInformationStringFilter, PingStatus};
+use aws_sdk_ssm::types::{CloudWatchOutputConfig, InstanceInformationStringFilter, PingStatus};
 use lifecycle::config::declared::SSM_COMMENT_MAX;
 use lifecycle::delivery::key_line;
 use lifecycle::{Fault, Sensitive};
@@ -26,12 +26,19 @@ pub const SHELL_DOCUMENT: &str = "AWS-RunShellScript";
 /// explicitly (the document's own default is an hour) so it cannot race the hook's timeout.
 pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How long SSM tries to deliver a command before giving up on an instance
+/// (`TimeoutSeconds`, SSM's default an hour): ten minutes, always sent, so a command that can
+/// never start reports `DeliveryTimedOut` well before the lifecycle hook times out.
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// SSM through the AWS SDK.
 #[derive(Clone)]
 pub struct SsmRunner {
     client: Client,
     clock: Arc<dyn Clock>,
     execution_timeout: Duration,
+    delivery_timeout: Duration,
+    log_group: Option<String>,
 }
 
 impl std::fmt::Debug for SsmRunner {
@@ -52,7 +59,24 @@ impl SsmRunner {
             client,
             clock,
             execution_timeout: DEFAULT_EXECUTION_TIMEOUT,
+            delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
+            log_group: None,
         }
+    }
+
+    /// How long SSM tries to deliver a command (`TimeoutSeconds`; default 600 s; SSM accepts
+    /// 30 s to 30 days).
+    pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery_timeout = timeout;
+        self
+    }
+
+    /// Sends every command's output to this CloudWatch Logs group
+    /// (`CloudWatchOutputConfig`), so a failed join can be read after the fact. The
+    /// instances' role must allow writing to it.
+    pub fn with_output_log_group(mut self, log_group: Option<String>) -> Self {
+        self.log_group = log_group.filter(|g| !g.is_empty());
+        self
     }
 
     /// The `executionTimeout` of a command whose task sets none (default 600 s).
@@ -145,6 +169,13 @@ impl CommandRunner for SsmRunner {
                         .to_string(),
                 ],
             )
+            .timeout_seconds(i32::try_from(self.delivery_timeout.as_secs()).unwrap_or(i32::MAX))
+            .set_cloud_watch_output_config(self.log_group.as_ref().map(|group| {
+                CloudWatchOutputConfig::builder()
+                    .cloud_watch_output_enabled(true)
+                    .cloud_watch_log_group_name(group)
+                    .build()
+            }))
             // No SDK retry: SSM has no idempotency token, so a retried SendCommand whose first
             // attempt went through would run the commands twice. A failure is transient
             // (outcome unknown) and the caller's send guard looks for the command before

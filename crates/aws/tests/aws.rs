@@ -745,6 +745,36 @@ async fn commands_wait_for_the_agent_and_are_sent() {
         vec!["600".to_owned()],
         "the command's timeout is explicit (the runner's default), so it cannot race the hook's"
     );
+    assert_eq!(
+        sent.timeout_seconds(),
+        Some(600),
+        "the delivery timeout is explicit too (SSM's default is an hour)"
+    );
+    assert!(
+        sent.cloud_watch_output_config().is_none(),
+        "no log group configured"
+    );
+    // With a log group, the output goes to CloudWatch Logs, to be read after the fact.
+    let logged = SsmRunner::new(&config, clock.clone())
+        .with_output_log_group(Some("/lifecycle/commands".into()))
+        .send(&ShellCommand {
+            idempotency_key: "k2".into(),
+            ..cmd.clone()
+        })
+        .await
+        .unwrap();
+    let listed = aws_sdk_ssm::Client::new(&config)
+        .list_commands()
+        .command_id(&logged)
+        .send()
+        .await
+        .unwrap();
+    let output = listed.commands()[0].cloud_watch_output_config().unwrap();
+    assert_eq!(
+        output.cloud_watch_log_group_name(),
+        Some("/lifecycle/commands")
+    );
+    assert!(output.cloud_watch_output_enabled());
 
     // An agent that is not online: the wait ends at its bound (simulated time) with an error a
     // retry can fix.

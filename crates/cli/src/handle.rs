@@ -65,7 +65,7 @@ pub fn run(args: Args) -> u8 {
     let batch = records.len() > 1;
     let reports: Result<Vec<Report>, String> = rt.block_on(async {
         let services =
-            lifecycle_aws::load_services(&args.table, &lifecycle_aws::Timeouts::default()).await;
+            lifecycle_aws::load_services(&args.table, &lifecycle_aws::Options::default()).await;
         let mut options = Options::default();
         options.wait_timeout = Duration::from_secs(args.wait_timeout);
         // `handle` registers nothing of its own: every name must be built in or declared.

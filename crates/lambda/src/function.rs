@@ -94,7 +94,8 @@ impl Function {
             settings.attempt_timeout,
             settings.command_timeout,
         );
-        let services = lifecycle_aws::load_services(&settings.table, &timeouts).await;
+        let options = lifecycle_aws::Options::new(timeouts, settings.command_log_group.clone());
+        let services = lifecycle_aws::load_services(&settings.table, &options).await;
         Self::new(def, services, settings)
     }
 

@@ -40,6 +40,9 @@ pub struct Settings {
     /// `LIFECYCLE_MAX_TRANSIENT_ATTEMPTS`: deliveries in a row that may end with a transient
     /// fault before it is handled as a permanent one (default 3, at least 1).
     pub max_transient_attempts: u32,
+    /// `LIFECYCLE_COMMAND_LOG_GROUP`: the CloudWatch Logs group commands' output goes to
+    /// (unset or empty: none).
+    pub command_log_group: Option<String>,
     /// `LIFECYCLE_REMEMBER_SECONDS`: how long a processed event is remembered, so a
     /// redelivery is recognised as a duplicate (default 86400, at least 60; SPEC 9).
     pub remember: Duration,
@@ -169,6 +172,7 @@ impl Settings {
             max_transient_attempts,
             remember,
             busy_wait,
+            command_log_group: var("LIFECYCLE_COMMAND_LOG_GROUP").filter(|g| !g.trim().is_empty()),
             default_metadata,
             function_name,
         })
