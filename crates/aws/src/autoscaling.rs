@@ -16,11 +16,15 @@ use crate::error::fault;
 /// How often a scaling activity is polled.
 const ACTIVITY_POLL: Duration = Duration::from_secs(5);
 
+/// A hook's heartbeat timeout, by (group, hook).
+type HookTimeouts = std::collections::HashMap<(String, String), Duration>;
+
 /// Auto Scaling through the AWS SDK.
 #[derive(Clone)]
 pub struct AutoScalingActions {
     client: Client,
     clock: Arc<dyn Clock>,
+    hooks: Arc<std::sync::Mutex<HookTimeouts>>,
 }
 
 impl std::fmt::Debug for AutoScalingActions {
@@ -32,15 +36,16 @@ impl std::fmt::Debug for AutoScalingActions {
 impl AutoScalingActions {
     /// Auto Scaling on `config`, waiting with `clock`.
     pub fn new(config: &aws_config::SdkConfig, clock: Arc<dyn Clock>) -> Self {
-        AutoScalingActions {
-            client: Client::new(config),
-            clock,
-        }
+        Self::with_client(Client::new(config), clock)
     }
 
     /// Auto Scaling with an existing client.
     pub fn with_client(client: Client, clock: Arc<dyn Clock>) -> Self {
-        AutoScalingActions { client, clock }
+        AutoScalingActions {
+            client,
+            clock,
+            hooks: Arc::default(),
+        }
     }
 
     /// Runs `call` by token (when there is one), then by instance id: when the event has no
@@ -174,6 +179,32 @@ impl LifecycleActions for AutoScalingActions {
                 data.instance_id
             ))
         })
+    }
+
+    async fn heartbeat_timeout(&self, group: &str, hook: &str) -> Result<Option<Duration>, Fault> {
+        let key = (group.to_owned(), hook.to_owned());
+        if let Some(t) = self.hooks.lock().ok().and_then(|h| h.get(&key).copied()) {
+            return Ok(Some(t));
+        }
+        let out = self
+            .client
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(group)
+            .lifecycle_hook_names(hook)
+            .send()
+            .await
+            .map_err(|e| fault("DescribeLifecycleHooks", &e))?;
+        let timeout = out
+            .lifecycle_hooks()
+            .iter()
+            .find(|h| h.lifecycle_hook_name() == Some(hook))
+            .and_then(|h| h.heartbeat_timeout())
+            .and_then(|s| u64::try_from(s).ok())
+            .map(Duration::from_secs);
+        if let (Some(t), Ok(mut hooks)) = (timeout, self.hooks.lock()) {
+            hooks.insert(key, t);
+        }
+        Ok(timeout)
     }
 
     async fn instance(&self, instance_id: &str) -> Result<Option<GroupInstance>, Fault> {

@@ -430,6 +430,7 @@ async fn command_records_are_taken_atomically_and_never_confused_with_nodes() {
         metadata: props(json!({"type": "worker", "ttl": 60})),
         origin: None,
         destination: None,
+        due_at: None,
     };
     let record = CommandRecord {
         id: "cmd-1".into(),
@@ -539,6 +540,7 @@ fn launch_data(instance: &str, token: Option<&str>) -> LifecycleData {
         metadata: Map::new(),
         origin: None,
         destination: None,
+        due_at: None,
     }
 }
 

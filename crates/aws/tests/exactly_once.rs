@@ -480,6 +480,17 @@ mod crash {
                 self.inner.lifecycle.wait_for_activity(data, until)
             )
         }
+        async fn heartbeat_timeout(
+            &self,
+            group: &str,
+            hook: &str,
+        ) -> Result<Option<Duration>, Fault> {
+            through!(
+                self,
+                "DescribeLifecycleHooks",
+                self.inner.lifecycle.heartbeat_timeout(group, hook)
+            )
+        }
         async fn instance(&self, id: &str) -> Result<Option<GroupInstance>, Fault> {
             through!(
                 self,

@@ -238,6 +238,7 @@ fn data() -> LifecycleData {
         metadata: Map::new(),
         origin: None,
         destination: None,
+        due_at: None,
     }
 }
 

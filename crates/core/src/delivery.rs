@@ -173,6 +173,33 @@ pub fn delivery_key(event: &Event) -> Option<String> {
     }
 }
 
+/// The lifecycle action's timeout (epoch seconds) as far as this invocation knows it: when it
+/// was due (the event's time plus the hook's heartbeat timeout, or what a command record
+/// carried), pushed back by the last heartbeat this invocation sent. Never later than the
+/// real one.
+pub fn action_due(
+    known: Option<u64>,
+    last_beat: Option<u64>,
+    timeout: Option<Duration>,
+) -> Option<u64> {
+    let by_beat = last_beat
+        .zip(timeout)
+        .map(|(b, t)| b.saturating_add(t.as_secs()));
+    match (known, by_beat) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// SPEC 9: a transient error is retried — unless the lifecycle action times out within
+/// `margin`: a retry would likely come too late, so the error is handled now, and the
+/// configuration's failure triggers send its result on purpose. `Some(seconds left)` when
+/// it is too near.
+pub fn too_near(due: Option<u64>, now: SystemTime, margin: Duration) -> Option<u64> {
+    let left = due?.saturating_sub(epoch_secs(now));
+    (left < margin.as_secs()).then_some(left)
+}
+
 /// The key of a send guard for a command's idempotency key.
 pub fn send_key(idempotency_key: &str) -> String {
     format!("{SEND_PREFIX}{idempotency_key}")

@@ -66,6 +66,9 @@ pub struct LoadRules {
     pub remember: Duration,
     /// How long the tombstone of a removed node lasts (default 7 days).
     pub tombstone: Duration,
+    /// A transient error within this long of the lifecycle action's timeout is handled at
+    /// once instead of retried (SPEC 9; default 5 minutes).
+    pub action_margin: Duration,
 }
 
 impl Default for LoadRules {
@@ -82,6 +85,7 @@ impl Default for LoadRules {
             lease: Duration::from_secs(15 * 60),
             remember: Duration::from_secs(24 * 3600),
             tombstone: Duration::from_secs(7 * 24 * 3600),
+            action_margin: Duration::from_secs(300),
         }
     }
 }

@@ -49,6 +49,7 @@ fn lifecycle(transition: LifecycleTransition, warm: bool) -> LifecycleData {
         metadata: Map::new(),
         origin: warm.then(|| "WarmPool".to_owned()),
         destination: None,
+        due_at: None,
     }
 }
 

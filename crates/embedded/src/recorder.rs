@@ -107,6 +107,16 @@ impl LifecycleActions for Recorder {
         Ok(())
     }
 
+    /// The recorder knows no hook (and records nothing for this read): no timeout, so no
+    /// error is handled early for it in a simulation.
+    async fn heartbeat_timeout(
+        &self,
+        _group: &str,
+        _hook: &str,
+    ) -> Result<Option<std::time::Duration>, Fault> {
+        Ok(None)
+    }
+
     async fn instance(&self, instance_id: &str) -> Result<Option<GroupInstance>, Fault> {
         self.record(
             "autoscaling",

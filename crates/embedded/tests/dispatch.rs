@@ -440,6 +440,13 @@ impl lifecycle_runtime::capability::LifecycleActions for SlowActivity {
             "scaling activity of i-1 still at 30% when the wait ran out",
         ))
     }
+    async fn heartbeat_timeout(
+        &self,
+        group: &str,
+        hook: &str,
+    ) -> Result<Option<std::time::Duration>, lifecycle::Fault> {
+        self.0.heartbeat_timeout(group, hook).await
+    }
     async fn instance(
         &self,
         id: &str,
@@ -641,6 +648,13 @@ impl lifecycle_runtime::capability::LifecycleActions for States {
     ) -> Result<(), lifecycle::Fault> {
         self.0.wait_for_activity(data, until).await
     }
+    async fn heartbeat_timeout(
+        &self,
+        group: &str,
+        hook: &str,
+    ) -> Result<Option<std::time::Duration>, lifecycle::Fault> {
+        self.0.heartbeat_timeout(group, hook).await
+    }
     async fn instance(
         &self,
         id: &str,
@@ -711,4 +725,101 @@ transitions:
     assert_eq!(protected, 0);
     assert!(r.retryable, "{r:?}");
     assert!(r.errors.is_empty(), "{r:?}");
+}
+
+/// Auto Scaling as the recorder has it, with hooks whose heartbeat timeout is known.
+struct Hooks(Recorder, std::time::Duration);
+
+#[async_trait::async_trait]
+impl lifecycle_runtime::capability::LifecycleActions for Hooks {
+    async fn complete(
+        &self,
+        data: &lifecycle::LifecycleData,
+        result: lifecycle::event::LifecycleResult,
+    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
+        self.0.complete(data, result).await
+    }
+    async fn heartbeat(
+        &self,
+        data: &lifecycle::LifecycleData,
+    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
+        self.0.heartbeat(data).await
+    }
+    async fn wait_for_activity(
+        &self,
+        data: &lifecycle::LifecycleData,
+        until: std::time::SystemTime,
+    ) -> Result<(), lifecycle::Fault> {
+        self.0.wait_for_activity(data, until).await
+    }
+    async fn heartbeat_timeout(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<std::time::Duration>, lifecycle::Fault> {
+        Ok(Some(self.1))
+    }
+    async fn instance(
+        &self,
+        id: &str,
+    ) -> Result<Option<lifecycle_runtime::capability::GroupInstance>, lifecycle::Fault> {
+        self.0.instance(id).await
+    }
+    async fn set_protection(
+        &self,
+        group: &str,
+        ids: &[String],
+        protected: bool,
+    ) -> Result<(), lifecycle::Fault> {
+        self.0.set_protection(group, ids, protected).await
+    }
+}
+
+#[tokio::test]
+async fn a_transient_fault_near_the_actions_timeout_is_handled_now() {
+    // SPEC 9: retrying is right while the lifecycle action has time left; within
+    // `action_margin` (5 min) of its timeout, a retry would come too late and the hook would
+    // apply its default on its own: the fault enters failure handling at once, whose
+    // triggers send the configured result on purpose.
+    const CFG: &str = r#"
+transitions:
+  - {source: serving, dest: draining, triggers: [{name: drain, after: [publish_dns]}]}
+  - {source: failure, dest: failed, triggers: [{name: give_up, ignore_errors: true, before: [complete_lifecycle_action]}]}
+"#;
+    let run = |elapsed: u64| async move {
+        let store = store_with("i-1", "serving");
+        let recorder = Recorder::default();
+        let clock = Arc::new(ManualClock::default());
+        // The event's time is the clock's start; the hook's heartbeat timeout 10 minutes.
+        clock.advance(Duration::from_secs(elapsed));
+        let mut services = embedded(&store, &recorder, clock);
+        services.lifecycle = Arc::new(Hooks(recorder.clone(), Duration::from_secs(600)));
+        let mut registry = Registry::new();
+        registry.register_task("publish_dns", Arc::new(Throttled));
+        let d = build(CFG, &registry, services, Options::default());
+        let r = d.handle(terminate("i-1"), Deadline::NONE).await;
+        let completions: Vec<_> = recorder
+            .calls()
+            .into_iter()
+            .filter(|c| c.operation == "CompleteLifecycleAction")
+            .collect();
+        (r, completions)
+    };
+    // 4 minutes in, 6 left: retried.
+    let (r, completions) = run(240).await;
+    assert!(r.retryable, "{r:?}");
+    assert!(completions.is_empty());
+    // 6 minutes in, 4 left: handled now; the failure trigger completes the hook.
+    let (r, completions) = run(360).await;
+    assert!(!r.retryable, "{r:?}");
+    assert_eq!(r.final_state, "failed", "{r:?}");
+    assert!(
+        r.errors[0]
+            .message
+            .contains("not retried: the lifecycle action times out in 240 s"),
+        "{r:?}"
+    );
+    // The configured result for a failed event (for a termination, either ends it).
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].input["LifecycleActionResult"], "ABANDON");
 }

@@ -11,7 +11,7 @@
 //! the AWS crate with the AWS SDK for Rust.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use lifecycle::config::declared::RecordAction;
@@ -248,6 +248,14 @@ pub trait LifecycleActions: Send + Sync {
     /// A transient [`Fault`] when `until` passes first.
     async fn wait_for_activity(&self, data: &LifecycleData, until: SystemTime)
     -> Result<(), Fault>;
+
+    /// `DescribeLifecycleHooks`: the hook's heartbeat timeout, how long an action waits
+    /// without a heartbeat; `None` when the hook is unknown (or the implementation cannot
+    /// tell). Implementations may cache it: hooks rarely change.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn heartbeat_timeout(&self, group: &str, hook: &str) -> Result<Option<Duration>, Fault>;
 
     /// `DescribeAutoScalingInstances`: the group an instance belongs to and its lifecycle
     /// state; `None` when it is in no group (or, for an implementation that cannot know, when

@@ -10,14 +10,18 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use lifecycle::config::StateId;
-use lifecycle::delivery::{Lease, Resume};
+use lifecycle::delivery::{Lease, Resume, action_due, epoch_secs, too_near};
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
+use lifecycle::event::Source;
 use lifecycle::load::{LoadError, LoadRules, LoadStep, Loaded, Loader};
 use lifecycle::node::{ATTR_TRANSIENT_ATTEMPTS, ATTR_TYPE, TYPE_UNKNOWN};
+use lifecycle::time::parse_utc;
 use lifecycle::{
     ConfigErrors, Deadline, Definition, Engine, Event, Fault, FaultKind, Node, Parsed,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tracing::Instrument;
 
 use crate::capability::Services;
@@ -149,9 +153,11 @@ impl Dispatcher {
             until: deadline.min_with(self.services.clock.now(), self.options.lease),
         };
 
-        // 4.1: loading, as the loader decides.
+        // 4.1: loading, as the loader decides. Heartbeats sent (while loading, and while
+        // tasks run) push the lifecycle action's timeout back: the last one's time is kept.
+        let beat = AtomicU64::new(0);
         let mut loader = Loader::new(&self.def, event, self.options.clone(), deadline);
-        let loading = self.load(&mut loader, &mut report, &lease).await;
+        let loading = self.load(&mut loader, &mut report, &lease, &beat).await;
         let mut loaded = loader.into_parts();
         let state = match loading {
             Ok(Some(state)) => state,
@@ -168,7 +174,8 @@ impl Dispatcher {
         if let Some(record) = &loaded.record {
             tracing::info!(command = %record.id, event = %record.event_name, "command record read");
         }
-        let event = loaded.event.clone();
+        let mut event = loaded.event.clone();
+        let hook_timeout = self.action_timeout(&mut event, &beat).await;
         let mut resource = Resource {
             persisted: loaded.node.is_some(),
             node: loaded.node.clone(),
@@ -211,9 +218,11 @@ impl Dispatcher {
                         name,
                     );
                     let work = self.bound.task(id).run(&mut cx);
-                    match keeping_alive(&self.services, &event, &self.options, work).await {
+                    match keeping_alive(&self.services, &event, &self.options, &beat, work).await {
                         Ok(()) => Feedback::Done,
-                        Err(e) => Feedback::Failed(e),
+                        Err(e) => {
+                            Feedback::Failed(self.near_timeout(e, &event, hook_timeout, &beat))
+                        }
                     }
                 }
                 Step::Run(Action::Condition { id }) => {
@@ -228,7 +237,9 @@ impl Dispatcher {
                     );
                     match self.bound.condition(id).check(&mut cx).await {
                         Ok(b) => Feedback::Checked(b),
-                        Err(e) => Feedback::Failed(e),
+                        Err(e) => {
+                            Feedback::Failed(self.near_timeout(e, &event, hook_timeout, &beat))
+                        }
                     }
                 }
                 Step::Run(Action::Persist { from, to }) => {
@@ -297,6 +308,65 @@ impl Dispatcher {
             Engine::after_commit(&self.def, from, &r.trigger, to, facts)
         });
         resumed.unwrap_or_else(|| Engine::new(&self.def, state, facts))
+    }
+
+    /// The hook's heartbeat timeout for a lifecycle event (`None` for any other, or when it
+    /// cannot be read: then only `max_transient_attempts` limits retries), after recording in
+    /// the event's lifecycle data when the action is due — from a command record, or the
+    /// event's time plus the timeout — so the records of commands it sends carry it.
+    async fn action_timeout(&self, event: &mut Event, beat: &AtomicU64) -> Option<Duration> {
+        let lc = event.lifecycle.as_ref()?;
+        let timeout = match self
+            .services
+            .lifecycle
+            .heartbeat_timeout(&lc.auto_scaling_group, &lc.hook_name)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the hook's heartbeat timeout; retries are limited by max_transient_attempts alone");
+                None
+            }
+        };
+        let from_event = (event.source == Source::AutoScaling && event.command.is_none())
+            .then(|| event.time.as_deref().and_then(parse_utc))
+            .flatten()
+            .zip(timeout)
+            .map(|(at, t)| epoch_secs(at + t));
+        let last_beat = Some(beat.load(Ordering::Relaxed)).filter(|b| *b > 0);
+        if let Some(lc) = event.lifecycle.as_mut() {
+            lc.due_at = action_due(lc.due_at.or(from_event), last_beat, timeout);
+        }
+        timeout
+    }
+
+    /// A transient fault near the lifecycle action's timeout becomes a permanent one: a retry
+    /// would likely come too late, so failure handling sends the configured result now
+    /// (SPEC 9).
+    fn near_timeout(
+        &self,
+        fault: Fault,
+        event: &Event,
+        timeout: Option<Duration>,
+        beat: &AtomicU64,
+    ) -> Fault {
+        if !fault.is_transient() {
+            return fault;
+        }
+        let Some(lc) = &event.lifecycle else {
+            return fault;
+        };
+        let last_beat = Some(beat.load(Ordering::Relaxed)).filter(|b| *b > 0);
+        let due = action_due(lc.due_at, last_beat, timeout);
+        match too_near(due, self.services.clock.now(), self.options.action_margin) {
+            Some(left) => {
+                tracing::warn!(error = %fault, left_secs = left, "transient error near the lifecycle action's timeout: handled now, not retried");
+                Fault::permanent(format!(
+                    "{fault} (not retried: the lifecycle action times out in {left} s)"
+                ))
+            }
+            None => fault,
+        }
     }
 
     /// What an ending settles (SPEC 9), each best effort — what fails here is logged, and
@@ -401,6 +471,7 @@ impl Dispatcher {
         loader: &mut Loader<'_>,
         report: &mut Report,
         lease: &Lease,
+        beat: &AtomicU64,
     ) -> Result<Option<lifecycle::config::StateId>, DispatchError> {
         let clock = &self.services.clock;
         loop {
@@ -431,10 +502,13 @@ impl Dispatcher {
                     loader.claimed(claim, clock.now());
                 }
                 LoadStep::Heartbeat => {
-                    if let Some(lc) = &loader.event().lifecycle
-                        && let Err(e) = self.services.lifecycle.heartbeat(lc).await
-                    {
-                        tracing::warn!(error = %e, "lifecycle heartbeat failed while waiting");
+                    if let Some(lc) = &loader.event().lifecycle {
+                        match self.services.lifecycle.heartbeat(lc).await {
+                            Ok(_) => beat.store(epoch_secs(clock.now()), Ordering::Relaxed),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lifecycle heartbeat failed while waiting")
+                            }
+                        }
                     }
                     loader.heartbeat_sent(clock.now());
                 }
@@ -522,6 +596,7 @@ async fn keeping_alive<T>(
     services: &Services,
     event: &Event,
     options: &Options,
+    beat: &AtomicU64,
     work: impl Future<Output = T>,
 ) -> T {
     let interval = options.heartbeat_interval;
@@ -533,6 +608,7 @@ async fn keeping_alive<T>(
             services.clock.sleep(interval).await;
             match services.lifecycle.heartbeat(action).await {
                 Ok(_) => {
+                    beat.store(epoch_secs(services.clock.now()), Ordering::Relaxed);
                     tracing::info!(instance = %action.instance_id, "lifecycle heartbeat while a task runs")
                 }
                 Err(e) => {

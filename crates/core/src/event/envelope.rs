@@ -383,6 +383,7 @@ fn lifecycle_data(
         metadata,
         origin: origin.map(str::to_owned),
         destination: destination.map(str::to_owned),
+        due_at: None,
     };
     Ok((data, warning.into_iter().collect()))
 }

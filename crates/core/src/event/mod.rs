@@ -119,6 +119,17 @@ pub struct LifecycleData {
         skip_serializing_if = "Option::is_none"
     )]
     pub destination: Option<String>,
+    /// When the action times out unless a heartbeat extends it (epoch seconds): not sent by
+    /// AWS; the dispatcher works it out from the event's time and the hook's heartbeat
+    /// timeout, and a command record carries it to the command's status event (SPEC 9: a
+    /// transient error near the timeout enters failure handling, so the configured result
+    /// is sent on purpose).
+    #[serde(
+        rename = "ActionDueAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub due_at: Option<u64>,
 }
 
 impl LifecycleData {

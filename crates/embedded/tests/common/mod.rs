@@ -45,6 +45,7 @@ pub fn lifecycle_data(instance: &str, transition: LifecycleTransition) -> Lifecy
         metadata: Map::new(),
         origin: None,
         destination: None,
+        due_at: None,
     }
 }
 
