@@ -128,5 +128,8 @@ fn to_value(raw: &RawConfig) -> Value {
     if !raw.redact.is_empty() {
         top.insert("redact".into(), json!(raw.redact));
     }
+    if let Some(report) = &raw.report {
+        top.insert("report".into(), report.clone());
+    }
     Value::Object(top)
 }

@@ -305,6 +305,8 @@ pub struct Engine<'d> {
     changed: bool,
     /// The current candidate's checks passed: it fired.
     fired: bool,
+    /// The state the current candidate was tried from.
+    from: StateId,
     pending: Pending,
     finished: Option<Finish>,
 }
@@ -327,9 +329,19 @@ impl<'d> Engine<'d> {
             idx: 0,
             changed: false,
             fired: false,
+            from: state,
             pending: Pending::None,
             finished: None,
         }
+    }
+
+    /// The trigger being tried or run now, the state it was tried from, and where its
+    /// transition leads (`None`: internal): what `{transition.trigger}`, `{transition.source}`
+    /// and `{transition.dest}` render.
+    pub fn current_transition(&self) -> Option<(&'d str, StateId, Option<StateId>)> {
+        let c = self.cands.get(self.ci)?;
+        let (t, g) = self.def.resolve(*c);
+        Some((g.name.as_str(), self.from, t.dest))
     }
 
     /// An engine for one event whose earlier processing died after committing the transition
@@ -349,6 +361,7 @@ impl<'d> Engine<'d> {
             g.name == trigger && t.dest == Some(to)
         })?;
         let mut engine = Engine::new(def, from, facts);
+        engine.from = from;
         engine.state = to;
         engine.ci = ci;
         engine.stage = Stage::After;
@@ -538,6 +551,7 @@ impl<'d> Engine<'d> {
     }
 
     fn new_round(&mut self) -> Step {
+        self.from = self.state;
         self.cands = self.def.candidates(self.state);
         self.ci = 0;
         self.stage = Stage::Prepare;
@@ -565,6 +579,7 @@ impl<'d> Engine<'d> {
         self.idx = 0;
         self.changed = false;
         self.fired = false;
+        self.from = self.state;
     }
 
     fn run_task(&mut self, id: TaskId) -> Step {

@@ -823,3 +823,101 @@ transitions:
     assert_eq!(completions.len(), 1);
     assert_eq!(completions[0].input["LifecycleActionResult"], "ABANDON");
 }
+
+#[tokio::test]
+async fn built_in_reporting_sends_one_summary_per_event_with_errors_and_transitions() {
+    // SPEC 5: configured once (`report:`), a summary per event that moved its node or met an
+    // error — ignored ones too — with the node's properties, secrets masked; and
+    // `{transition.*}` placeholders let a failure report say what failed where.
+    const CFG: &str = r#"
+report:
+  topic_arn: "arn:aws:sns:eu-west-1:123456789012:lifecycle"
+tasks:
+  tell:
+    sns_report:
+      topic_arn: "arn:aws:sns:eu-west-1:123456789012:pager"
+      subject: "failed: {transition.trigger} from {transition.source}"
+      message: "{transition.error}"
+transitions:
+  - {source: finished_cloud_init, dest: joined, triggers: [{name: join, before: [t_err_join]}]}
+  - {source: failure, dest: abandoned, triggers: [{name: give_up, ignore_errors: true, before: [tell]}]}
+"#;
+    let store = LocalStore::memory();
+    let mut item = node("i-1", "finished_cloud_init");
+    item.insert("JoinToken".into(), "SWMTKN-canary".into());
+    store.insert_item(item).unwrap();
+    let recorder = Recorder::default();
+    let d = build(
+        CFG,
+        &registry_for(CFG, &[]),
+        embedded(&store, &recorder, Arc::new(ManualClock::default())),
+        Options::default(),
+    );
+    let r = d.handle(launch("i-1"), Deadline::NONE).await;
+    assert_eq!(r.final_state, "abandoned", "{r:?}");
+    let published: Vec<_> = recorder
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "Publish")
+        .collect();
+    assert_eq!(published.len(), 2, "{published:#?}");
+    // The failure trigger's own report names its trigger and state, and the error.
+    assert_eq!(
+        published[0].input["Subject"],
+        "failed: give_up from failure"
+    );
+    assert_eq!(
+        published[0].input["Message"],
+        "t_err_join failed (scripted)"
+    );
+    // The summary: one, after the event, with every transition and error.
+    let summary = &published[1].input;
+    assert_eq!(
+        summary["TopicArn"],
+        "arn:aws:sns:eu-west-1:123456789012:lifecycle"
+    );
+    assert_eq!(
+        summary["Subject"],
+        "EC2 Instance-launch Lifecycle Action: i-1 finished_cloud_init -> abandoned (failed)"
+    );
+    let message: serde_json::Value =
+        serde_json::from_str(summary["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        message["passed_states"],
+        serde_json::json!(["failure", "abandoned"])
+    );
+    assert_eq!(message["errors"][0]["task"], "t_err_join");
+    assert_eq!(message["node"]["properties"]["JoinToken"], "***");
+    assert!(!summary.to_string().contains("SWMTKN-canary"));
+
+    // A duplicate delivery changes nothing, and reports nothing.
+    let again = d.handle(launch("i-1"), Deadline::NONE).await;
+    assert_eq!(again.stopped_by, StopReason::Duplicate);
+    let published = recorder
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "Publish")
+        .count();
+    assert_eq!(published, 2);
+}
+
+#[test]
+fn a_report_section_is_checked_like_the_rest() {
+    for (cfg, want) in [
+        (
+            "report: {topic: x}\ntransitions: [{source: a, dest: b, triggers: [{name: go}]}]",
+            "unknown field `topic`",
+        ),
+        (
+            "report: {topic_arn: \"\"}\ntransitions: [{source: a, dest: b, triggers: [{name: go}]}]",
+            "must name a topic",
+        ),
+        (
+            "report: {topic_arn: \"{nope.x}\"}\ntransitions: [{source: a, dest: b, triggers: [{name: go}]}]",
+            "unknown placeholder",
+        ),
+    ] {
+        let e = Definition::from_yaml(cfg).unwrap_err().to_string();
+        assert!(e.contains("key report") && e.contains(want), "{e}");
+    }
+}

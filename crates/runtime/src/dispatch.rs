@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use lifecycle::config::StateId;
+use lifecycle::config::template::TransitionFacts;
 use lifecycle::delivery::{Lease, Resume, action_due, epoch_secs, too_near};
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
@@ -167,6 +168,8 @@ impl Dispatcher {
             }
             Err(e) => {
                 let report = error_report(report, &e);
+                self.publish_summary(&loaded.event, loaded.node.as_ref(), &report)
+                    .await;
                 self.settle(&mut loaded, &lease, &report, false).await;
                 return report;
             }
@@ -209,12 +212,13 @@ impl Dispatcher {
                 Step::Finished(f) => break f,
                 Step::Run(Action::Task { id }) => {
                     let name = self.def.task_name(id);
+                    let transition = self.transition_facts(&engine);
                     let mut cx = self.context(
                         &event,
                         engine.failed(),
                         &mut resource,
                         &mut scratch,
-                        (deadline, &lease),
+                        (deadline, &lease, transition),
                         name,
                     );
                     let work = self.bound.task(id).run(&mut cx);
@@ -227,12 +231,13 @@ impl Dispatcher {
                 }
                 Step::Run(Action::Condition { id }) => {
                     let name = self.def.condition_name(id);
+                    let transition = self.transition_facts(&engine);
                     let mut cx = self.context(
                         &event,
                         engine.failed(),
                         &mut resource,
                         &mut scratch,
-                        (deadline, &lease),
+                        (deadline, &lease, transition),
                         name,
                     );
                     match self.bound.condition(id).check(&mut cx).await {
@@ -294,8 +299,83 @@ impl Dispatcher {
             Some(e) => error_report(report, &(*e).into()),
             None => report,
         };
+        self.publish_summary(&event, resource.node.as_ref(), &report)
+            .await;
         self.settle(&mut loaded, &lease, &report, true).await;
         report
+    }
+
+    /// The built-in reporting (SPEC 5, `report:`): after an event that moved its node or met
+    /// an error (ignored ones included), one summary to the topic — the event, the node
+    /// with its properties (secrets masked), the states passed, the tasks run, every error
+    /// with its trigger and task, how processing stopped. Best effort: a failed publish is
+    /// logged, and changes nothing.
+    async fn publish_summary(&self, event: &Event, node: Option<&Node>, report: &Report) {
+        let Some(spec) = self.def.report() else {
+            return;
+        };
+        let failed = report.error.is_some() || report.errors.iter().any(|e| !e.ignored);
+        if report.passed_states.is_empty() && report.errors.is_empty() && report.error.is_none() {
+            return;
+        }
+        let aliases = std::collections::BTreeMap::new();
+        let values = lifecycle::config::template::Values {
+            event,
+            node,
+            aliases: &aliases,
+            redactor: &self.services.redactor,
+            transition: None,
+        };
+        let topic = match spec.topic_arn.render(&values) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "report: the topic could not be rendered; nothing sent");
+                return;
+            }
+        };
+        let subject = match &spec.subject {
+            Some(t) => t.render(&values).map(|s| s.shown().to_owned()),
+            None => Ok(format!(
+                "{}: {} {} -> {}{}",
+                report.event.as_deref().unwrap_or(&event.name),
+                report.node.as_deref().unwrap_or("-"),
+                report.initial_state,
+                report.final_state,
+                if failed { " (failed)" } else { "" }
+            )),
+        };
+        let subject = crate::tasks::declared::sns_report::subject(&subject.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "report: the subject could not be rendered; using the event's name");
+            event.name.clone()
+        }));
+        let node = node.map(|n| {
+            serde_json::json!({
+                "Ident": n.id,
+                "ItemStatus": n.status,
+                "properties": self.services.redactor.for_node(n).redact_map(&n.properties),
+            })
+        });
+        let message = serde_json::json!({
+            "event": report.event.as_deref().unwrap_or(&event.name),
+            "event_id": report.event_id,
+            "node": node,
+            "initial_state": report.initial_state,
+            "final_state": report.final_state,
+            "passed_states": report.passed_states,
+            "tasks": report.tasks,
+            "errors": report.errors,
+            "error": report.error,
+            "stopped_by": report.stopped_by,
+            "failed": failed,
+        });
+        if let Err(e) = self
+            .services
+            .reporter
+            .publish(&topic, &subject, &message.to_string())
+            .await
+        {
+            tracing::warn!(error = %e.scrubbed([&topic]), "report: the summary could not be published");
+        }
     }
 
     /// The engine for an event starting in `state`: one that resumes the transition an
@@ -448,7 +528,7 @@ impl Dispatcher {
         event_failed: bool,
         resource: &'a mut Resource,
         scratch: &'a mut Scratch,
-        (deadline, lease): (Deadline, &'a Lease),
+        (deadline, lease, transition): (Deadline, &'a Lease, Option<TransitionFacts>),
         name: &'a str,
     ) -> TaskContext<'a> {
         TaskContext {
@@ -460,8 +540,20 @@ impl Dispatcher {
             deadline,
             lease,
             rules: &self.options,
+            transition,
             name,
         }
+    }
+
+    /// The transition the engine is running, for `{transition.FIELD}` placeholders.
+    fn transition_facts(&self, engine: &Engine<'_>) -> Option<TransitionFacts> {
+        let (trigger, from, dest) = engine.current_transition()?;
+        Some(TransitionFacts {
+            trigger: trigger.to_owned(),
+            source: self.def.state_name(from).to_owned(),
+            dest: dest.map(|d| self.def.state_name(d).to_owned()),
+            error: engine.errors().last().map(|e| e.message.clone()),
+        })
     }
 
     /// Performs what the loader asks until it is done: `Some(state)` to process from, `None`

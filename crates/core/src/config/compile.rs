@@ -98,6 +98,18 @@ impl Definition {
                 .unwrap_or(StateId(0)),
         };
 
+        let report = match raw.report.as_ref().map(super::report::compile) {
+            None => None,
+            Some(Ok(spec)) => Some(spec),
+            Some(Err(message)) => {
+                errors.push(ConfigError {
+                    kind: ConfigErrorKind::WrongType,
+                    location: "key report".into(),
+                    message,
+                });
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -112,6 +124,7 @@ impl Definition {
             tasks: names.tasks,
             conditions: names.conditions,
             redact: raw.redact.clone(),
+            report,
         })
     }
 

@@ -154,6 +154,7 @@ pub struct Definition {
     pub(crate) tasks: Vec<(String, TaskKind)>,
     pub(crate) conditions: Vec<(String, ConditionKind)>,
     pub(crate) redact: Vec<String>,
+    pub(crate) report: Option<super::report::ReportSpec>,
 }
 
 impl Definition {
@@ -244,6 +245,11 @@ impl Definition {
     /// Extra secret words from the configuration's `redact:` key.
     pub fn redact_words(&self) -> &[String] {
         &self.redact
+    }
+
+    /// The built-in SNS reporting (`report:`), when configured.
+    pub fn report(&self) -> Option<&super::report::ReportSpec> {
+        self.report.as_ref()
     }
 
     /// The uses of external names (neither built in nor declared) that a program does not

@@ -52,9 +52,11 @@ pub struct RawConfig {
     pub tasks: BTreeMap<String, Value>,
     /// `redact`: extra words that make a property secret (SPEC 6).
     pub redact: Vec<String>,
+    /// `report`: the built-in SNS reporting, as written (checked when compiled).
+    pub report: Option<Value>,
 }
 
-const TOP_KEYS: &[&str] = &["initial_state", "transitions", "tasks", "redact"];
+const TOP_KEYS: &[&str] = &["initial_state", "transitions", "tasks", "redact", "report"];
 const TRANSITION_KEYS: &[&str] = &["source", "dest", "triggers", "stop_after_state_change"];
 const TRIGGER_KEYS: &[&str] = &[
     "name",
@@ -245,6 +247,7 @@ impl RawConfig {
             ),
         }
         raw.redact = c.names(top, "redact", "top level");
+        raw.report = top.get("report").filter(|v| !v.is_null()).cloned();
         match top.get("tasks") {
             None | Some(Value::Null) => {}
             Some(Value::Object(m)) => {

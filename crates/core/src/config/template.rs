@@ -1,5 +1,6 @@
 //! Placeholders in declared tasks: `{node.InstanceIp}`, `{event.name}`, `{metadata.type}`,
-//! `{lifecycle.AutoScalingGroupName}`, `{ALIAS.PROP}` for a node a task queries (SPEC 3.2).
+//! `{lifecycle.AutoScalingGroupName}`, `{transition.error}`, `{ALIAS.PROP}` for a node a task
+//! queries (SPEC 3.2).
 //!
 //! Syntax: `{root.name}`. `{{` and `}}` are literal braces, and a `{` right after `$` is left
 //! alone so shell expansions such as `${HOME}` pass through. Templates are checked when the
@@ -32,6 +33,25 @@ pub const EVENT_FIELDS: &[&str] = &[
     "status",
     "rule",
 ];
+
+/// Fields of the transition being run a template may name as `{transition.FIELD}`: the
+/// trigger, the state it left (`source`), where it leads (`dest`; empty for an internal
+/// transition), and the last error reported (`error`; empty when there is none) — what a
+/// failure report says.
+pub const TRANSITION_FIELDS: &[&str] = &["trigger", "source", "dest", "error"];
+
+/// What `{transition.FIELD}` renders from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransitionFacts {
+    /// The trigger's name.
+    pub trigger: String,
+    /// The state it was tried from.
+    pub source: String,
+    /// Where it leads; `None`: internal.
+    pub dest: Option<String>,
+    /// The last error reported while processing the event, if any.
+    pub error: Option<String>,
+}
 
 /// Lifecycle fields a template may name as `{lifecycle.FIELD}`.
 pub const LIFECYCLE_FIELDS: &[&str] = &[
@@ -116,6 +136,13 @@ impl Template {
                                 EVENT_FIELDS.join(", ")
                             ));
                         }
+                        "transition" if TRANSITION_FIELDS.contains(&field) => {}
+                        "transition" => {
+                            return Err(format!(
+                                "unknown placeholder {{{inner}}}: transition fields are {}",
+                                TRANSITION_FIELDS.join(", ")
+                            ));
+                        }
                         "lifecycle" if LIFECYCLE_FIELDS.contains(&field) => {}
                         "lifecycle" => {
                             return Err(format!(
@@ -126,7 +153,7 @@ impl Template {
                         r if aliases.contains(&r) => {}
                         r => {
                             return Err(format!(
-                                "unknown placeholder {{{inner}}}: `{r}` is not node, event, metadata, lifecycle{}",
+                                "unknown placeholder {{{inner}}}: `{r}` is not node, event, metadata, lifecycle, transition{}",
                                 if aliases.is_empty() {
                                     String::new()
                                 } else {
@@ -190,6 +217,8 @@ pub struct Values<'a> {
     /// Which properties are secret (by name; each node's record of secret-derived
     /// properties is consulted too).
     pub redactor: &'a Redactor,
+    /// The transition being run, when a trigger runs the task.
+    pub transition: Option<&'a TransitionFacts>,
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -231,6 +260,17 @@ impl Values<'_> {
                 } else {
                     Ok(Sensitive::plain(v))
                 }
+            }
+            "transition" => {
+                let t = self.transition.ok_or_else(missing)?;
+                let v = match field {
+                    "trigger" => t.trigger.clone(),
+                    "source" => t.source.clone(),
+                    "dest" => t.dest.clone().unwrap_or_default(),
+                    "error" => t.error.clone().unwrap_or_default(),
+                    _ => return Err(missing()),
+                };
+                Ok(Sensitive::plain(v))
             }
             "lifecycle" => {
                 let lc = self.event.lifecycle.as_ref().ok_or_else(missing)?;
@@ -310,6 +350,7 @@ mod tests {
             node: Some(&node),
             aliases: &aliases,
             redactor: &redactor,
+            transition: None,
         };
         let render = |t: &str| Template::parse(t, &[]).unwrap().render(&v).unwrap();
         for (t, shown) in [

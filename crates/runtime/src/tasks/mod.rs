@@ -7,7 +7,7 @@
 //! [`Registry`] — and refuses a definition whose external names the registry lacks.
 
 mod builtin;
-mod declared;
+pub(crate) mod declared;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct TaskContext<'a> {
     pub lease: &'a lifecycle::delivery::Lease,
     /// The dispatcher's tunables (how long a tombstone lasts, ...).
     pub rules: &'a lifecycle::load::LoadRules,
+    /// The transition being run: what `{transition.FIELD}` placeholders render.
+    pub transition: Option<lifecycle::config::template::TransitionFacts>,
     /// The registered name the task or condition runs under.
     pub name: &'a str,
 }

@@ -7,7 +7,7 @@ mod node_property;
 mod read_parameter;
 mod route53;
 mod set_properties;
-mod sns_report;
+pub(crate) mod sns_report;
 mod ssm_command;
 
 use std::collections::BTreeMap;
@@ -76,6 +76,7 @@ fn values<'a>(cx: &'a TaskContext<'_>, aliases: &'a BTreeMap<String, Node>) -> V
         node: cx.resource.node.as_ref(),
         aliases,
         redactor: &cx.services.redactor,
+        transition: cx.transition.as_ref(),
     }
 }
 

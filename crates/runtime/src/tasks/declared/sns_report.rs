@@ -18,7 +18,7 @@ const SUBJECT_MAX: usize = 99;
 /// A subject SNS accepts: ASCII, no line breaks or control characters, beginning with a
 /// letter, digit or punctuation, fewer than 100 characters (a longer one is cut, ending in
 /// `...`). Anything else is refused with `InvalidParameter`.
-fn subject(text: &str) -> String {
+pub(crate) fn subject(text: &str) -> String {
     let cleaned: String = text
         .chars()
         .map(|c| match c {
