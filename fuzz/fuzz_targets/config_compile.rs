@@ -92,7 +92,7 @@ fn to_value(raw: &RawConfig) -> Value {
                 .triggers
                 .iter()
                 .map(|g| {
-                    json!({
+                    let mut trigger = json!({
                         "name": g.name,
                         "prepare": g.prepare,
                         "conditions": g.conditions,
@@ -101,7 +101,11 @@ fn to_value(raw: &RawConfig) -> Value {
                         "after": g.after,
                         "stop_after_trigger": g.stop_after_trigger,
                         "ignore_errors": g.ignore_errors,
-                    })
+                    });
+                    if let Some(report) = &g.report {
+                        trigger["report"] = report.clone();
+                    }
+                    trigger
                 })
                 .collect();
             json!({

@@ -307,6 +307,8 @@ pub struct Engine<'d> {
     fired: bool,
     /// The state the current candidate was tried from.
     from: StateId,
+    /// The triggers that fired, in order, with the state each left.
+    fired_log: Vec<(Candidate, StateId)>,
     pending: Pending,
     finished: Option<Finish>,
 }
@@ -330,9 +332,19 @@ impl<'d> Engine<'d> {
             changed: false,
             fired: false,
             from: state,
+            fired_log: Vec::new(),
             pending: Pending::None,
             finished: None,
         }
+    }
+
+    /// The triggers that fired, in order: each trigger, the state it left, where its
+    /// transition leads (`None`: internal).
+    pub fn fired(&self) -> impl Iterator<Item = (&'d Trigger, StateId, Option<StateId>)> + '_ {
+        self.fired_log.iter().map(|(c, from)| {
+            let (t, g) = self.def.resolve(*c);
+            (g, *from, t.dest)
+        })
     }
 
     /// The trigger being tried or run now, the state it was tried from, and where its
@@ -725,6 +737,7 @@ impl<'d> Engine<'d> {
                     self.stage = Stage::Before;
                     self.idx = 0;
                     self.fired = true;
+                    self.fired_log.push((self.cands[self.ci], self.from));
                     tracing::info!(
                         from = %self.def.state_name(self.state),
                         to = %t.dest.map_or("(internal)", |d| self.def.state_name(d)),

@@ -921,3 +921,49 @@ fn a_report_section_is_checked_like_the_rest() {
         assert!(e.contains("key report") && e.contains(want), "{e}");
     }
 }
+
+#[tokio::test]
+async fn a_trigger_with_a_report_of_its_own_reports_when_it_fires_or_fails() {
+    // SPEC 5 / issue "Transient faults are not failures": reporting configured per trigger.
+    const CFG: &str = r#"
+transitions:
+  - {source: finished_cloud_init, dest: joined, triggers: [{name: join, before: [t_err_join], report: {topic_arn: "arn:aws:sns:eu-west-1:123456789012:joins"}}]}
+  - {source: failure, dest: abandoned, triggers: [{name: give_up, ignore_errors: true, report: {topic_arn: "arn:aws:sns:eu-west-1:123456789012:ops", subject: "gave up on {node.Ident}: {transition.source} -> {transition.dest}"}}]}
+"#;
+    let store = store_with("i-1", "finished_cloud_init");
+    let recorder = Recorder::default();
+    let d = build(
+        CFG,
+        &registry_for(CFG, &[]),
+        embedded(&store, &recorder, Arc::new(ManualClock::default())),
+        Options::default(),
+    );
+    let r = d.handle(launch("i-1"), Deadline::NONE).await;
+    assert_eq!(r.final_state, "abandoned", "{r:?}");
+    let published: Vec<_> = recorder
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "Publish")
+        .map(|c| c.input)
+        .collect();
+    assert_eq!(published.len(), 2, "{published:#?}");
+    // In the order they fired: the trigger that failed — its error, marked failed...
+    assert_eq!(
+        published[0]["TopicArn"],
+        "arn:aws:sns:eu-west-1:123456789012:joins"
+    );
+    assert_eq!(
+        published[0]["Subject"],
+        "join: finished_cloud_init -> joined (failed)"
+    );
+    // ...then the failure trigger, with its own subject.
+    assert_eq!(
+        published[1]["Subject"],
+        "gave up on i-1: failure -> abandoned"
+    );
+    let message: serde_json::Value =
+        serde_json::from_str(published[0]["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["trigger"], "join");
+    assert_eq!(message["failed"], true);
+    assert_eq!(message["errors"][0]["task"], "t_err_join");
+}

@@ -278,6 +278,32 @@ impl Dispatcher {
             step = engine.resume(feedback);
         };
 
+        // Triggers with a report of their own: those that fired, and those that failed.
+        let mut reporting: Vec<TransitionFacts> = engine
+            .fired()
+            .filter(|(g, _, _)| g.report.is_some())
+            .map(|(g, from, dest)| TransitionFacts {
+                trigger: g.name.clone(),
+                source: self.def.state_name(from).to_owned(),
+                dest: dest.map(|d| self.def.state_name(d).to_owned()),
+                error: None,
+            })
+            .collect();
+        for e in engine.errors() {
+            let reports = self
+                .def
+                .candidates(engine.start_state())
+                .iter()
+                .chain(engine.passed().iter().flat_map(|s| self.def.candidates(*s)))
+                .map(|c| self.def.resolve(*c).1)
+                .any(|g| g.name == e.trigger && g.report.is_some());
+            if reports && !reporting.iter().any(|t| t.trigger == e.trigger) {
+                reporting.push(TransitionFacts {
+                    trigger: e.trigger.clone(),
+                    ..TransitionFacts::default()
+                });
+            }
+        }
         report.final_state = self.def.state_name(engine.state()).to_owned();
         report.passed_states = engine
             .passed()
@@ -301,8 +327,116 @@ impl Dispatcher {
         };
         self.publish_summary(&event, resource.node.as_ref(), &report)
             .await;
+        for facts in reporting {
+            self.publish_trigger_report(&event, resource.node.as_ref(), &report, facts)
+                .await;
+        }
         self.settle(&mut loaded, &lease, &report, true).await;
         report
+    }
+
+    /// A trigger's own report (`report:` on the trigger): one message when it fired or failed
+    /// — the trigger, the state it left, where it leads, its errors, the node (masked).
+    async fn publish_trigger_report(
+        &self,
+        event: &Event,
+        node: Option<&Node>,
+        report: &Report,
+        mut facts: TransitionFacts,
+    ) {
+        let Some(spec) = self
+            .def
+            .transitions()
+            .iter()
+            .flat_map(|t| t.triggers.iter())
+            .find(|g| g.name == facts.trigger)
+            .and_then(|g| g.report.as_ref())
+        else {
+            return;
+        };
+        let errors: Vec<_> = report
+            .errors
+            .iter()
+            .filter(|e| e.trigger == facts.trigger)
+            .collect();
+        facts.error = errors.last().map(|e| e.message.clone());
+        let failed = errors.iter().any(|e| !e.ignored);
+        let default_subject = format!(
+            "{}: {} -> {}{}",
+            facts.trigger,
+            facts.source,
+            facts.dest.as_deref().unwrap_or("(internal)"),
+            if failed { " (failed)" } else { "" }
+        );
+        let message = serde_json::json!({
+            "event": report.event.as_deref().unwrap_or(&event.name),
+            "event_id": report.event_id,
+            "node": self.masked(node),
+            "trigger": facts.trigger,
+            "source": facts.source,
+            "dest": facts.dest,
+            "errors": errors,
+            "final_state": report.final_state,
+            "stopped_by": report.stopped_by,
+            "failed": failed,
+        });
+        self.publish(spec, event, node, Some(&facts), default_subject, &message)
+            .await;
+    }
+
+    /// A node as reports show it: its properties with secrets masked.
+    fn masked(&self, node: Option<&Node>) -> serde_json::Value {
+        node.map_or(serde_json::Value::Null, |n| {
+            serde_json::json!({
+                "Ident": n.id,
+                "ItemStatus": n.status,
+                "properties": self.services.redactor.for_node(n).redact_map(&n.properties),
+            })
+        })
+    }
+
+    /// Renders `spec`'s topic and subject (`default_subject` without one) and publishes
+    /// `message`; best effort: what fails is logged.
+    async fn publish(
+        &self,
+        spec: &lifecycle::config::report::ReportSpec,
+        event: &Event,
+        node: Option<&Node>,
+        transition: Option<&TransitionFacts>,
+        default_subject: String,
+        message: &serde_json::Value,
+    ) {
+        let aliases = std::collections::BTreeMap::new();
+        let values = lifecycle::config::template::Values {
+            event,
+            node,
+            aliases: &aliases,
+            redactor: &self.services.redactor,
+            transition,
+        };
+        let topic = match spec.topic_arn.render(&values) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "report: the topic could not be rendered; nothing sent");
+                return;
+            }
+        };
+        let subject = match &spec.subject {
+            Some(t) => t.render(&values).map(|s| s.shown().to_owned()),
+            None => Ok(default_subject),
+        };
+        let subject = crate::tasks::declared::sns_report::subject(&subject.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "report: the subject could not be rendered; using the event's name");
+            event.name.clone()
+        }));
+        if let Err(e) = self
+            .services
+            .reporter
+            .publish(&topic, &subject, &message.to_string())
+            .await
+        {
+            tracing::warn!(error = %e.scrubbed([&topic]), "report: the message could not be published");
+        }
     }
 
     /// The built-in reporting (SPEC 5, `report:`): after an event that moved its node or met
@@ -318,47 +452,18 @@ impl Dispatcher {
         if report.passed_states.is_empty() && report.errors.is_empty() && report.error.is_none() {
             return;
         }
-        let aliases = std::collections::BTreeMap::new();
-        let values = lifecycle::config::template::Values {
-            event,
-            node,
-            aliases: &aliases,
-            redactor: &self.services.redactor,
-            transition: None,
-        };
-        let topic = match spec.topic_arn.render(&values) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "report: the topic could not be rendered; nothing sent");
-                return;
-            }
-        };
-        let subject = match &spec.subject {
-            Some(t) => t.render(&values).map(|s| s.shown().to_owned()),
-            None => Ok(format!(
-                "{}: {} {} -> {}{}",
-                report.event.as_deref().unwrap_or(&event.name),
-                report.node.as_deref().unwrap_or("-"),
-                report.initial_state,
-                report.final_state,
-                if failed { " (failed)" } else { "" }
-            )),
-        };
-        let subject = crate::tasks::declared::sns_report::subject(&subject.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "report: the subject could not be rendered; using the event's name");
-            event.name.clone()
-        }));
-        let node = node.map(|n| {
-            serde_json::json!({
-                "Ident": n.id,
-                "ItemStatus": n.status,
-                "properties": self.services.redactor.for_node(n).redact_map(&n.properties),
-            })
-        });
+        let default_subject = format!(
+            "{}: {} {} -> {}{}",
+            report.event.as_deref().unwrap_or(&event.name),
+            report.node.as_deref().unwrap_or("-"),
+            report.initial_state,
+            report.final_state,
+            if failed { " (failed)" } else { "" }
+        );
         let message = serde_json::json!({
             "event": report.event.as_deref().unwrap_or(&event.name),
             "event_id": report.event_id,
-            "node": node,
+            "node": self.masked(node),
             "initial_state": report.initial_state,
             "final_state": report.final_state,
             "passed_states": report.passed_states,
@@ -368,14 +473,8 @@ impl Dispatcher {
             "stopped_by": report.stopped_by,
             "failed": failed,
         });
-        if let Err(e) = self
-            .services
-            .reporter
-            .publish(&topic, &subject, &message.to_string())
-            .await
-        {
-            tracing::warn!(error = %e.scrubbed([&topic]), "report: the summary could not be published");
-        }
+        self.publish(spec, event, node, None, default_subject, &message)
+            .await;
     }
 
     /// The engine for an event starting in `state`: one that resumes the transition an

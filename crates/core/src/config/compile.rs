@@ -63,7 +63,20 @@ impl Definition {
                         message: format!("`{RESERVED_TRIGGER}` is a reserved trigger name"),
                     });
                 }
+                let report = match g.report.as_ref().map(super::report::compile) {
+                    None => None,
+                    Some(Ok(spec)) => Some(spec),
+                    Some(Err(message)) => {
+                        errors.push(ConfigError {
+                            kind: ConfigErrorKind::WrongType,
+                            location: format!("{at}, key report"),
+                            message,
+                        });
+                        None
+                    }
+                };
                 triggers.push(Trigger {
+                    report,
                     name: g.name.clone(),
                     prepare: names.tasks(&g.prepare, &at, "prepare", &mut errors),
                     conditions: names.conditions(&g.conditions, &at, "conditions", &mut errors),

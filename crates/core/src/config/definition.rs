@@ -108,6 +108,8 @@ pub struct Trigger {
     pub stop_after_trigger: bool,
     /// `ignore_errors`.
     pub ignore_errors: bool,
+    /// `report`: a message of its own to a topic when this trigger fires or fails.
+    pub report: Option<super::report::ReportSpec>,
 }
 
 /// A compiled transition.

@@ -26,6 +26,8 @@ pub struct RawTrigger {
     pub stop_after_trigger: bool,
     /// `ignore_errors`.
     pub ignore_errors: bool,
+    /// `report`: this trigger's own SNS report, as written (checked when compiled).
+    pub report: Option<Value>,
 }
 
 /// A transition as written.
@@ -67,6 +69,7 @@ const TRIGGER_KEYS: &[&str] = &[
     "after",
     "stop_after_trigger",
     "ignore_errors",
+    "report",
 ];
 
 /// Collects errors while walking the YAML tree.
@@ -415,6 +418,7 @@ fn parse_trigger(c: &mut Checker, label: &str, j: usize, g: &Value) -> Option<Ra
         after: c.names(m, "after", &at),
         stop_after_trigger: c.bool(m, "stop_after_trigger", &at),
         ignore_errors: c.bool(m, "ignore_errors", &at),
+        report: m.get("report").filter(|v| !v.is_null()).cloned(),
         name,
     })
 }
