@@ -449,7 +449,10 @@ impl Dispatcher {
             return;
         };
         let failed = report.error.is_some() || report.errors.iter().any(|e| !e.ignored);
-        if report.passed_states.is_empty() && report.errors.is_empty() && report.error.is_none() {
+        // Nothing moved and nothing failed for good: no news (a retryable end with nothing
+        // done — another invocation busy with the node, say — comes back anyway).
+        let quiet = report.passed_states.is_empty() && report.errors.is_empty();
+        if quiet && (report.error.is_none() || report.retryable) {
             return;
         }
         let default_subject = format!(
