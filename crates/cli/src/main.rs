@@ -6,6 +6,7 @@
 
 mod handle;
 mod output;
+mod set_state;
 mod simulate;
 
 use std::path::PathBuf;
@@ -94,6 +95,10 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         table: String,
     },
+    /// Move a node by hand, from the state it must be in (--from) to another (--to): refused
+    /// while an invocation holds the node, recorded on the node with who, when and why. On
+    /// DynamoDB (--table) or an embedded store file (--store) to rehearse.
+    SetState(set_state::Args),
 }
 
 fn init_logging() {
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Handle(args) => handle::run(args),
         Command::Init { table } => handle::init(&table),
+        Command::SetState(args) => set_state::run(args),
     };
     ExitCode::from(code)
 }

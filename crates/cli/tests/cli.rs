@@ -1341,3 +1341,70 @@ fn help_of_each_subcommand_explains_every_flag() {
         }
     }
 }
+
+// =============================================================================================
+// set-state: an operator's move, rehearsed on an embedded store file
+
+#[test]
+fn set_state_moves_a_node_on_a_store_file_compare_and_set() {
+    let dir = temp_dir("set-state");
+    let store = file_in(&dir, "state.redb");
+    // The swarm worker's launch leaves it `joining` in the store.
+    let v = swarm_step(
+        &store,
+        "launch-worker.json",
+        &["--nodes", &swarm("nodes.json")],
+    );
+    assert_eq!(s(&v, "final_state"), "joining");
+    const WORKER: &str = "i-0a1b2c3d4e5f60042";
+    let moved = run(&[
+        "set-state",
+        "--store",
+        &store,
+        "--node",
+        WORKER,
+        "--from",
+        "joining",
+        "--to",
+        "ready",
+        "--reason",
+        "join confirmed by hand",
+        "--format",
+        "json",
+    ]);
+    moved.expect_code(0);
+    let m = moved.json();
+    assert_eq!(m["moved"]["to"], "ready", "{m}");
+    assert_eq!(m["moved"]["reason"], "join confirmed by hand");
+    // The same move again: the node is no longer `joining`, nothing changes, exit 1.
+    let again = run(&[
+        "set-state",
+        "--store",
+        &store,
+        "--node",
+        WORKER,
+        "--from",
+        "joining",
+        "--to",
+        "ready",
+    ]);
+    again.expect_code(1);
+    assert_contains(&again.stderr, "is in \"ready\", not \"joining\"", "stderr");
+    // Flags that make no sense: exit 2, nothing changes.
+    run(&[
+        "set-state",
+        "--store",
+        &store,
+        "--node",
+        WORKER,
+        "--from",
+        "ready",
+        "--to",
+        "ready",
+    ])
+    .expect_code(2);
+    run(&["set-state", "--node", WORKER, "--from", "a", "--to", "b"]).expect_code(2);
+    // The terminate event now runs from `ready`.
+    let v = swarm_step(&store, "terminate-worker.json", &[]);
+    assert_eq!(s(&v, "initial_state"), "ready");
+}

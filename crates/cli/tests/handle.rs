@@ -328,3 +328,69 @@ fn handle_without_a_reachable_aws_fails_with_a_retryable_error() {
     assert_eq!(r["error_kind"], "transient");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn set_state_moves_a_node_in_dynamodb_and_records_who_and_why() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    assert_eq!(lifecycle(&moto, &["init", "--table", TABLE]).code, 0);
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    ddb.put_item()
+        .table_name(TABLE)
+        .item("Ident", AttributeValue::S("i-0abc".into()))
+        .item("ItemStatus", AttributeValue::S("failure".into()))
+        .item("ItemType", AttributeValue::S("worker".into()))
+        .send()
+        .await
+        .unwrap();
+    let run = lifecycle_with(
+        &moto,
+        &[
+            "set-state",
+            "--table",
+            TABLE,
+            "--node",
+            "i-0abc",
+            "--from",
+            "failure",
+            "--to",
+            "ready",
+            "--reason",
+            "rejoined by hand",
+            "--format",
+            "json",
+        ],
+        &[("LIFECYCLE_OPERATOR", "alice".into())],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let item = ddb
+        .get_item()
+        .table_name(TABLE)
+        .key("Ident", AttributeValue::S("i-0abc".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().unwrap();
+    assert_eq!(item["ItemStatus"].as_s().unwrap(), "ready");
+    let change = item["LastManualChange"].as_m().unwrap();
+    assert_eq!(change["by"].as_s().unwrap(), "alice");
+    assert_eq!(change["reason"].as_s().unwrap(), "rejoined by hand");
+    assert!(!item.contains_key("LeaseOwner"), "the lease is released");
+    // Compare-and-set on --from.
+    let again = lifecycle(
+        &moto,
+        &[
+            "set-state",
+            "--table",
+            TABLE,
+            "--node",
+            "i-0abc",
+            "--from",
+            "failure",
+            "--to",
+            "ready",
+        ],
+    );
+    assert_eq!(again.code, 1, "{}", again.stderr);
+}

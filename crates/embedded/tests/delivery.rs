@@ -422,3 +422,73 @@ async fn a_malformed_item_of_another_node_does_not_move_this_one() {
     assert!(r.errors.is_empty(), "{r:#?}");
     assert_eq!(r.final_state, "joining");
 }
+
+#[tokio::test]
+async fn an_operators_move_uses_the_lease_and_is_recorded() {
+    use lifecycle_runtime::manual::{MoveError, set_state};
+    let w = World::new();
+    let services = w.services();
+    // Held by an invocation: refused, retryable, nothing changed.
+    let now = w.clock.now();
+    let busy = Lease {
+        owner: "an-invocation".into(),
+        until: now + Duration::from_secs(60),
+    };
+    w.store.claim("i-1", &busy, now).await.unwrap();
+    let e = set_state(
+        &services,
+        "i-1",
+        ("finished_cloud_init", "ready"),
+        "ops",
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, MoveError::Held { .. }) && e.is_transient(),
+        "{e}"
+    );
+    w.store.release("i-1", "an-invocation").await.unwrap();
+    // Not in the state said: refused, nothing changed.
+    let e = set_state(&services, "i-1", ("ready", "leaving"), "ops", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, MoveError::Conflict { found, .. } if found == "finished_cloud_init"),
+        "{e}"
+    );
+    assert_eq!(w.status("i-1"), Some("finished_cloud_init".into()));
+    // Moved, recorded, and the lease released.
+    let m = set_state(
+        &services,
+        "i-1",
+        ("finished_cloud_init", "ready"),
+        "ops",
+        Some("joined by hand"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (m.from.as_str(), m.to.as_str()),
+        ("finished_cloud_init", "ready")
+    );
+    let item = w.store.item("i-1").unwrap().unwrap();
+    assert_eq!(item["ItemStatus"], "ready");
+    assert_eq!(item["LastManualChange"]["reason"], "joined by hand");
+    assert_eq!(item["LastManualChange"]["by"], "ops");
+    assert!(!item.contains_key("LeaseOwner"), "{item:?}");
+    // A node that is not there, or was removed: refused, and nothing is created.
+    let e = set_state(&services, "i-9", ("new", "ready"), "ops", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MoveError::NoNode(_)), "{e}");
+    assert_eq!(w.store.item("i-9").unwrap(), None);
+    w.store
+        .remove("i-1", now + Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let e = set_state(&services, "i-1", ("ready", "leaving"), "ops", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MoveError::Removed(_)), "{e}");
+}

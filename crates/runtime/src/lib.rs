@@ -6,7 +6,8 @@
 //! capability ([`capability`]), each failing with the core's [`lifecycle::Fault`]. The
 //! [`tasks`] module holds the task and condition traits, the runtime's built-in and declared
 //! tasks, and the [`Registry`] a program fills for names of its own. [`clock`] is time,
-//! injected, with the one wait helper [`poll_until`]; [`report`] is what one event came to.
+//! injected, with the one wait helper [`poll_until`]; [`report`] is what one event came to;
+//! [`manual`] is an operator's move of a node, under the same lease as an event's.
 //!
 //! Implementations of the capabilities live elsewhere: `lifecycle-embedded` (a local store
 //! and a recorder of AWS calls) and `lifecycle-aws` (the AWS SDK).
@@ -14,6 +15,7 @@
 pub mod capability;
 pub mod clock;
 pub mod dispatch;
+pub mod manual;
 pub mod report;
 pub mod tasks;
 
