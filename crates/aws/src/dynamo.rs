@@ -673,6 +673,34 @@ fn is_command(item: &HashMap<String, AttributeValue>) -> bool {
 }
 
 impl DynamoStore {
+    /// Every item of the table, page after page (a `Scan`: for operators' listings such as
+    /// `lifecycle nodes`, never for processing an event).
+    ///
+    /// # Errors
+    /// A [`Fault::Service`]; [`Fault::Corrupt`] for an attribute that cannot be read.
+    pub async fn items(&self) -> Result<Vec<Map<String, Value>>, Fault> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .set_limit(self.page_size)
+            .into_paginator()
+            .send();
+        let mut items = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| fault("Scan", &e))?;
+            for item in page.items() {
+                let id = match item.get(ATTR_IDENT) {
+                    Some(AttributeValue::S(s)) => s.clone(),
+                    _ => "?".to_owned(),
+                };
+                items.push(item_to_json(&id, item)?);
+            }
+        }
+        Ok(items)
+    }
+
     /// One raw item (a consistent read).
     async fn raw(&self, id: &str) -> Result<Option<HashMap<String, AttributeValue>>, Fault> {
         let out = self

@@ -5,6 +5,7 @@
 //! with an error; 2 invalid input, configuration or flags. Logs go to stderr (`RUST_LOG`).
 
 mod handle;
+mod nodes;
 mod output;
 mod set_state;
 mod simulate;
@@ -99,6 +100,9 @@ enum Command {
     /// while an invocation holds the node, recorded on the node with who, when and why. On
     /// DynamoDB (--table) or an embedded store file (--store) to rehearse.
     SetState(set_state::Args),
+    /// List every node: state, type, the invocation holding it, pending commands, and flags
+    /// for what needs a look (failure, a stale lease, no type, transient faults in a row).
+    Nodes(nodes::Args),
 }
 
 fn init_logging() {
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
         Command::Handle(args) => handle::run(args),
         Command::Init { table } => handle::init(&table),
         Command::SetState(args) => set_state::run(args),
+        Command::Nodes(args) => nodes::run(args),
     };
     ExitCode::from(code)
 }

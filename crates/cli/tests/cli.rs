@@ -1408,3 +1408,52 @@ fn set_state_moves_a_node_on_a_store_file_compare_and_set() {
     let v = swarm_step(&store, "terminate-worker.json", &[]);
     assert_eq!(s(&v, "initial_state"), "ready");
 }
+
+#[test]
+fn nodes_lists_the_fleet_with_what_needs_a_look() {
+    let dir = temp_dir("nodes");
+    let store = file_in(&dir, "state.redb");
+    let v = swarm_step(
+        &store,
+        "launch-worker.json",
+        &["--nodes", &swarm("nodes.json")],
+    );
+    assert_eq!(s(&v, "final_state"), "joining");
+    let listed = run(&["nodes", "--store", &store, "--format", "json"]);
+    listed.expect_code(0);
+    let nodes = listed.json();
+    let worker = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "i-0a1b2c3d4e5f60042")
+        .unwrap_or_else(|| panic!("{nodes}"));
+    assert_eq!(worker["state"], "joining");
+    assert_eq!(worker["item_type"], "worker");
+    // The join command it waits for.
+    assert_eq!(
+        worker["pending_commands"].as_array().unwrap().len(),
+        1,
+        "{worker}"
+    );
+    assert!(worker["lease"].is_null(), "released: {worker}");
+    // Only managers.
+    let managers = run(&[
+        "nodes", "--store", &store, "--type", "manager", "--format", "json",
+    ])
+    .json();
+    assert!(
+        managers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["item_type"] == "manager"),
+        "{managers}"
+    );
+    // Text: a header, a line per node, a count.
+    let text = run(&["nodes", "--store", &store]);
+    text.expect_code(0);
+    assert_contains(&text.stdout, "i-0a1b2c3d4e5f60042", "stdout");
+    assert_contains(&text.stdout, "node(s)", "stdout");
+    run(&["nodes"]).expect_code(2);
+}

@@ -393,4 +393,11 @@ async fn set_state_moves_a_node_in_dynamodb_and_records_who_and_why() {
         ],
     );
     assert_eq!(again.code, 1, "{}", again.stderr);
+    // The listing reads the table (a Scan) and shows the move.
+    let listed = lifecycle(&moto, &["nodes", "--table", TABLE, "--format", "json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let nodes: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(nodes[0]["node"], "i-0abc", "{nodes}");
+    assert_eq!(nodes[0]["state"], "ready");
+    assert_eq!(nodes[0]["last_manual_change"]["by"], "alice");
 }

@@ -170,3 +170,146 @@ async fn move_claimed(
 pub fn last_manual_move(node: &lifecycle::Node) -> Option<&Value> {
     node.properties.get(ATTR_MANUAL_CHANGE)
 }
+
+/// One node as an operator sees it (`lifecycle nodes`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeView {
+    /// The instance id.
+    pub node: String,
+    /// Its state.
+    pub state: String,
+    /// `ItemType`, when it has one.
+    pub item_type: Option<String>,
+    /// The invocation holding it, if any: its token and when the lease ends (epoch seconds).
+    pub lease: Option<(String, u64)>,
+    /// Commands sent for it whose status has not come back yet (command ids).
+    pub pending_commands: Vec<String>,
+    /// Deliveries in a row that ended with a transient fault.
+    pub transient_attempts: u32,
+    /// The last manual move, if any.
+    pub last_manual_change: Option<Value>,
+    /// What needs a look: `failure` (stopped in the failure state), `stale-lease` (a lease
+    /// past its end: its invocation died), `untyped` (no `ItemType`: node queries miss it),
+    /// `retrying` (transient faults in a row).
+    pub flags: Vec<&'static str>,
+}
+
+/// Every node of a table's `items`, as an operator sees it, in key order; `item_type`
+/// keeps those of one type. Tombstones, delivery records, send guards and command records are
+/// not nodes (command records show as a node's pending commands); a malformed item is
+/// skipped (and logged).
+pub fn fleet(
+    items: &[Map<String, Value>],
+    item_type: Option<&str>,
+    now: std::time::SystemTime,
+) -> Vec<NodeView> {
+    use lifecycle::delivery::{ATTR_LEASE_OWNER, ATTR_LEASE_UNTIL, is_machinery, is_tombstone};
+    use lifecycle::node::{ATTR_TYPE, TYPE_COMMAND};
+    let is_command =
+        |i: &Map<String, Value>| i.get(ATTR_TYPE).and_then(Value::as_str) == Some(TYPE_COMMAND);
+    let mut pending: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for item in items.iter().filter(|i| is_command(i)) {
+        if let Ok(record) = lifecycle::CommandRecord::from_item(item) {
+            for instance in &record.running_on {
+                pending
+                    .entry(instance.clone())
+                    .or_default()
+                    .push(record.id.clone());
+            }
+            if let Some(lc) = &record.lifecycle
+                && !record.running_on.contains(&lc.instance_id)
+            {
+                pending
+                    .entry(lc.instance_id.clone())
+                    .or_default()
+                    .push(record.id.clone());
+            }
+        }
+    }
+    let now_ms = lifecycle::delivery::epoch_ms(now);
+    let mut views: Vec<NodeView> = items
+        .iter()
+        .filter(|i| !is_command(i) && !is_machinery(i) && !is_tombstone(i))
+        .filter_map(|item| {
+            let lease = item
+                .get(ATTR_LEASE_OWNER)
+                .and_then(Value::as_str)
+                .map(|owner| {
+                    let until = item
+                        .get(ATTR_LEASE_UNTIL)
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                    (owner.to_owned(), until)
+                });
+            let node = lifecycle::Node::from_query_item(item.clone())?;
+            let mut flags = Vec::new();
+            if node.status == lifecycle::config::FAILURE_STATE {
+                flags.push("failure");
+            }
+            if lease.as_ref().is_some_and(|(_, until)| *until <= now_ms) {
+                flags.push("stale-lease");
+            }
+            if node.item_type().is_none() {
+                flags.push("untyped");
+            }
+            if node.transient_attempts() > 0 {
+                flags.push("retrying");
+            }
+            Some(NodeView {
+                pending_commands: pending.remove(&node.id).unwrap_or_default(),
+                item_type: node.item_type().map(str::to_owned),
+                lease: lease.map(|(owner, until)| (owner, until / 1000)),
+                transient_attempts: node.transient_attempts(),
+                last_manual_change: last_manual_move(&node).cloned(),
+                state: node.status,
+                node: node.id,
+                flags,
+            })
+        })
+        .filter(|v| item_type.is_none_or(|t| v.item_type.as_deref() == Some(t)))
+        .collect();
+    views.sort_by(|a, b| a.node.cmp(&b.node));
+    views
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn the_fleet_flags_what_needs_a_look() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1000);
+        let items = vec![
+            item(json!({"Ident": "cmd-1", "ItemType": "command", "RunningOn": "i-1"})),
+            item(json!({"Ident": "delivery#event#e1", "Delivery": "done"})),
+            item(json!({"Ident": "i-0", "Removed": true, "ExpiresAt": 5000})),
+            item(json!({"Ident": "i-1", "ItemStatus": "joining", "ItemType": "worker"})),
+            item(
+                json!({"Ident": "i-2", "ItemStatus": "failure", "ItemType": "worker",
+                        "LeaseOwner": "dead", "LeaseUntil": 999_000, "TransientAttempts": 2}),
+            ),
+            item(json!({"Ident": "i-3", "ItemStatus": "ready"})),
+            item(json!({"Ident": "i-4", "ItemStatus": 7})),
+        ];
+        let views = fleet(&items, None, now);
+        let ids: Vec<&str> = views.iter().map(|v| v.node.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["i-1", "i-2", "i-3"],
+            "no tombstone, record or bad item"
+        );
+        assert_eq!(views[0].pending_commands, ["cmd-1"]);
+        assert!(views[0].flags.is_empty());
+        assert_eq!(views[1].flags, ["failure", "stale-lease", "retrying"]);
+        assert_eq!(views[1].lease, Some(("dead".into(), 999)));
+        assert_eq!(views[2].flags, ["untyped"]);
+        assert_eq!(fleet(&items, Some("worker"), now).len(), 2);
+    }
+}
