@@ -673,6 +673,28 @@ fn is_command(item: &HashMap<String, AttributeValue>) -> bool {
 }
 
 impl DynamoStore {
+    /// Drops the delivery record `key` when its processing is done or it expired
+    /// ([`lifecycle::delivery::may_replay`]), so an operator's replay of the event runs
+    /// again; true when it was dropped.
+    ///
+    /// # Errors
+    /// A [`Fault::Service`].
+    pub async fn forget_for_replay(&self, key_: &str, now: SystemTime) -> Result<bool, Fault> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(key_)))
+            .condition_expression("#d = :done OR #exp < :now")
+            .expression_attribute_names("#d", ATTR_DELIVERY)
+            .expression_attribute_names("#exp", ATTR_EXPIRES)
+            .expression_attribute_values(":done", s(DONE))
+            .expression_attribute_values(":now", n(epoch_secs(now)))
+            .send()
+            .await;
+        Ok(delete_refused(result)?.is_none())
+    }
+
     /// Every item of the table, page after page (a `Scan`: for operators' listings such as
     /// `lifecycle nodes`, never for processing an event).
     ///

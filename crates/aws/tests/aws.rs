@@ -409,6 +409,45 @@ async fn the_delivery_contract_holds_on_dynamodb() {
     let moto = Moto::shared();
     let store = table(&moto.sdk().await, "state").await;
     delivery_contract(&store, "dynamo").await;
+    // An operator's replay drops a done record, never one in progress.
+    let now = SystemTime::now();
+    let a = lease("a", now + Duration::from_secs(60));
+    assert_eq!(
+        store.begin("delivery#event#r", &a, now).await.unwrap(),
+        Begin::Begun
+    );
+    assert!(
+        !store
+            .forget_for_replay("delivery#event#r", now)
+            .await
+            .unwrap()
+    );
+    store
+        .finish(
+            "delivery#event#r",
+            "a",
+            "done",
+            now + Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .forget_for_replay("delivery#event#r", now)
+            .await
+            .unwrap()
+    );
+    let b = lease("b", now + Duration::from_secs(60));
+    assert_eq!(
+        store.begin("delivery#event#r", &b, now).await.unwrap(),
+        Begin::Begun
+    );
+    assert!(
+        !store
+            .forget_for_replay("delivery#event#none", now)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 mod handle;
 mod nodes;
 mod output;
+mod replay;
 mod set_state;
 mod simulate;
 
@@ -103,6 +104,10 @@ enum Command {
     /// List every node: state, type, the invocation holding it, pending commands, and flags
     /// for what needs a look (failure, a stale lease, no type, transient faults in a row).
     Nodes(nodes::Args),
+    /// Run an event again on purpose: a processed one (its delivery record is dropped, so it
+    /// is not a duplicate) or one from a dead-letter queue. With --dry-run, on a copy of the
+    /// table in memory, printing the AWS calls it would make.
+    Replay(replay::Args),
 }
 
 fn init_logging() {
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
         Command::Init { table } => handle::init(&table),
         Command::SetState(args) => set_state::run(args),
         Command::Nodes(args) => nodes::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     ExitCode::from(code)
 }

@@ -1457,3 +1457,72 @@ fn nodes_lists_the_fleet_with_what_needs_a_look() {
     assert_contains(&text.stdout, "node(s)", "stdout");
     run(&["nodes"]).expect_code(2);
 }
+
+#[test]
+fn replay_runs_a_processed_event_again_and_dry_run_changes_nothing() {
+    let dir = temp_dir("replay");
+    let store = file_in(&dir, "state.redb");
+    const WORKER: &str = "i-0a1b2c3d4e5f60042";
+    let config = swarm("lifecycle.yaml");
+    let launch = swarm_event("launch-worker.json");
+    let v = swarm_step(
+        &store,
+        "launch-worker.json",
+        &["--nodes", &swarm("nodes.json")],
+    );
+    assert_eq!(s(&v, "final_state"), "joining");
+    // Delivered again, it is a duplicate.
+    let again = simulate_json(&["--config", &config, "--event", &launch, "--store", &store]);
+    assert_eq!(s(&again.report(), "stopped_by"), "duplicate");
+    // The operator rewinds the node, then rehearses the launch on a copy.
+    run(&[
+        "set-state",
+        "--store",
+        &store,
+        "--node",
+        WORKER,
+        "--from",
+        "joining",
+        "--to",
+        "finished_cloud_init",
+    ])
+    .expect_code(0);
+    let dry = run(&[
+        "replay",
+        "--config",
+        &config,
+        "--event",
+        &launch,
+        "--store",
+        &store,
+        "--dry-run",
+        "--format",
+        "json",
+    ]);
+    dry.expect_code(0);
+    let v = dry.report();
+    assert_eq!(s(&v, "final_state"), "joining", "{v}");
+    // The join was sent already (its send guard is copied too): the dry run, like the
+    // replay, would not send it twice.
+    assert!(call_inputs(&v, "SendCommand").is_empty(), "{v}");
+    assert_eq!(strings(&v, "tasks"), ["is_launching", "join_swarm"]);
+    let listed = run(&["nodes", "--store", &store, "--format", "json"]).json();
+    let worker = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == WORKER)
+        .unwrap();
+    assert_eq!(
+        worker["state"], "finished_cloud_init",
+        "a dry run changes nothing"
+    );
+    // The replay itself: not a duplicate; the join it already sent is not sent twice.
+    let real = run(&[
+        "replay", "--config", &config, "--event", &launch, "--store", &store, "--format", "json",
+    ]);
+    real.expect_code(0);
+    let v = real.report();
+    assert_eq!(s(&v, "final_state"), "joining", "{v}");
+    assert!(call_inputs(&v, "SendCommand").is_empty(), "{v}");
+}

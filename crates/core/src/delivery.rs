@@ -323,6 +323,13 @@ pub fn may_forget(old: Option<&Item>, owner: &str) -> bool {
     old.is_some_and(|o| string(o, ATTR_OWNER) == Some(owner))
 }
 
+/// True when an operator's replay may drop the delivery record `old` so the event runs
+/// again: its processing is done, or it expired (its invocation died). One in progress is
+/// left alone: the replay then waits for it like any second delivery.
+pub fn may_replay(old: Option<&Item>, now: SystemTime) -> bool {
+    old.is_some_and(|o| string(o, ATTR_DELIVERY) == Some(DONE) || expired(o, now))
+}
+
 /// Claiming a node: the item to write, or what stops it. The condition: not a tombstone,
 /// and no live lease of another invocation. A missing item is created (status `new`).
 ///

@@ -90,6 +90,24 @@ impl LocalStore {
         self.items.put(&id, item)
     }
 
+    /// Drops the delivery record `key` when [`lifecycle::delivery::may_replay`] allows it,
+    /// so an operator's replay of the event runs again; true when it was dropped.
+    ///
+    /// # Errors
+    /// a [`Fault::Service`] on I/O failure.
+    pub fn forget_for_replay(&self, key: &str, now: SystemTime) -> Result<bool, Fault> {
+        let mut dropped = false;
+        self.items.update(key, &mut |old| {
+            if delivery::may_replay(old, now) {
+                dropped = true;
+                Ok(None)
+            } else {
+                Ok(old.cloned())
+            }
+        })?;
+        Ok(dropped)
+    }
+
     /// The item with key `id`, as stored (for inspection and tests).
     ///
     /// # Errors
