@@ -919,18 +919,24 @@ impl Deliveries for DynamoStore {
         Ok(())
     }
 
-    async fn forget(&self, key_: &str, owner: &str) -> Result<(), Fault> {
+    async fn forget(&self, key_: &str, owner: &str, now: SystemTime) -> Result<(), Fault> {
+        // Expired rather than deleted: the record keeps its `Resume` for the retry
+        // (`lifecycle::delivery::forget`). TTL removes it later, as any expired item.
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(key_)))
+            .update_expression("SET #exp = :past")
             .condition_expression("#o = :me")
+            .expression_attribute_names("#exp", ATTR_EXPIRES)
             .expression_attribute_names("#o", ATTR_OWNER)
+            .expression_attribute_values(":past", n(epoch_secs(now).saturating_sub(1)))
             .expression_attribute_values(":me", s(owner))
             .send()
             .await;
-        delete_refused(result)?;
+        // Not ours any more (or gone): left alone.
+        update_refused(result)?;
         Ok(())
     }
 }

@@ -448,8 +448,12 @@ mod crash {
                 self.inner.deliveries.finish(key, owner, outcome, expires)
             )
         }
-        async fn forget(&self, key: &str, owner: &str) -> Result<(), Fault> {
-            through!(self, "Forget", self.inner.deliveries.forget(key, owner))
+        async fn forget(&self, key: &str, owner: &str, now: SystemTime) -> Result<(), Fault> {
+            through!(
+                self,
+                "Forget",
+                self.inner.deliveries.forget(key, owner, now)
+            )
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use lifecycle::config::StateId;
-use lifecycle::delivery::{Lease, Resume};
+use lifecycle::delivery::{Begin, Lease, Resume};
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
 use lifecycle::load::{LoadError, LoadRules, LoadStep, Loaded, Loader};
@@ -302,7 +302,8 @@ impl Dispatcher {
     /// What an ending settles (SPEC 9), each best effort — what fails here is logged, and
     /// expires on its own: the command record is consumed when the engine ran and the end is
     /// not retryable; the node's lease is released; the delivery record is marked done
-    /// (remembered for `remember`), or deleted when the end is retryable, so the retry runs.
+    /// (remembered for `remember`), or given up when the end is retryable, so the retry runs
+    /// (and resumes a transition this processing committed).
     async fn settle(&self, loaded: &mut Loaded, lease: &Lease, report: &Report, ran: bool) {
         let retry = report.retryable;
         if ran
@@ -326,7 +327,10 @@ impl Dispatcher {
             return;
         };
         let settled = if retry {
-            self.services.deliveries.forget(&key, &lease.owner).await
+            self.services
+                .deliveries
+                .forget(&key, &lease.owner, self.services.clock.now())
+                .await
         } else {
             let outcome = match report.final_state.as_str() {
                 "" => report.stopped_by.to_string(),
@@ -419,6 +423,20 @@ impl Dispatcher {
                         .deliveries
                         .begin(&key, lease, clock.now())
                         .await?;
+                    // `begin` wrote a fresh record: the transition an earlier processing
+                    // committed goes on it again, so that should this processing end
+                    // retryable too (the same `after` task still failing), its retry resumes
+                    // the transition as well. Best effort: without it, this processing still
+                    // resumes.
+                    if let Begin::Resume(resume) = &begin
+                        && let Err(e) = self
+                            .services
+                            .deliveries
+                            .mark(&key, &lease.owner, resume)
+                            .await
+                    {
+                        tracing::warn!(delivery = %key, error = %e, "could not record the resumed transition again");
+                    }
                     loader.delivery_begun(begin, clock.now());
                 }
                 LoadStep::ReadNode { id } => {

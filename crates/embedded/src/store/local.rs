@@ -334,13 +334,9 @@ impl Deliveries for LocalStore {
         Ok(())
     }
 
-    async fn forget(&self, key: &str, owner: &str) -> Result<(), Fault> {
+    async fn forget(&self, key: &str, owner: &str, now: SystemTime) -> Result<(), Fault> {
         self.items.update(key, &mut |old| {
-            if delivery::may_forget(old, owner) {
-                Ok(None)
-            } else {
-                Ok(old.cloned())
-            }
+            Ok(delivery::forget(old, owner, now).or_else(|| old.cloned()))
         })?;
         Ok(())
     }
