@@ -127,6 +127,8 @@ struct State {
     faulted_invocations: BTreeSet<String>,
     /// Requests forwarded that were SDK retries of a faulted request.
     retried: usize,
+    /// The longest moto took to answer a forwarded request, since the proxy started.
+    slowest: Duration,
 }
 
 /// The fault-injecting proxy: one listener for the life of the test binary.
@@ -172,10 +174,18 @@ impl Proxy {
     /// From now on, requests for `operation` get `fault` (once, or until lifted); the counts
     /// start again from zero.
     pub fn inject(&self, operation: &str, fault: Fault, mode: Mode) {
-        *self.lock() = State {
+        let mut st = self.lock();
+        *st = State {
             plan: Some((operation.to_owned(), fault, mode)),
+            slowest: st.slowest,
             ..State::default()
         };
+    }
+
+    /// The longest moto took to answer a forwarded request since the proxy started: what a
+    /// short SDK attempt timeout must leave room for.
+    pub fn slowest(&self) -> Duration {
+        self.lock().slowest
     }
 
     /// Ends the fault: every request reaches moto again.
@@ -239,7 +249,7 @@ fn serve(mut client: TcpStream, upstream: u16, state: &Mutex<State>) {
             }
         };
         match fault {
-            None => match forward(&request, upstream) {
+            None => match timed(|| forward(&request, upstream), state) {
                 Ok((response, keep_alive)) => {
                     if client.write_all(&response).is_err() || !keep_alive {
                         return;
@@ -272,6 +282,16 @@ fn serve(mut client: TcpStream, upstream: u16, state: &Mutex<State>) {
             }
         }
     }
+}
+
+/// Runs `f`, keeping the longest it took in `state`.
+fn timed<T>(f: impl FnOnce() -> T, state: &Mutex<State>) -> T {
+    let started = std::time::Instant::now();
+    let out = f();
+    let took = started.elapsed();
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    st.slowest = st.slowest.max(took);
+    out
 }
 
 /// The operation a request calls, and its protocol.
