@@ -969,18 +969,40 @@ impl Deliveries for DynamoStore {
         Ok(())
     }
 
-    async fn forget(&self, key_: &str, owner: &str) -> Result<(), Fault> {
-        let result = self
+    async fn forget(
+        &self,
+        key_: &str,
+        owner: &str,
+        now: SystemTime,
+        keep_resume: bool,
+    ) -> Result<(), Fault> {
+        // Expired rather than deleted: the record keeps its `Resume` for the retry when the
+        // committed transition's `after` tasks have not all run (`lifecycle::delivery::forget`).
+        // TTL removes it later, as any expired item.
+        let update = if keep_resume {
+            "SET #exp = :past"
+        } else {
+            "SET #exp = :past REMOVE #r"
+        };
+        let mut req = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(key_)))
+            .update_expression(update)
             .condition_expression("#o = :me")
-            .expression_attribute_names("#o", ATTR_OWNER)
+            .expression_attribute_names("#exp", ATTR_EXPIRES)
+            .expression_attribute_names("#o", ATTR_OWNER);
+        if !keep_resume {
+            req = req.expression_attribute_names("#r", ATTR_RESUME);
+        }
+        let result = req
+            .expression_attribute_values(":past", n(epoch_secs(now).saturating_sub(1)))
             .expression_attribute_values(":me", s(owner))
             .send()
             .await;
-        delete_refused(result)?;
+        // Not ours any more (or gone): left alone.
+        update_refused(result)?;
         Ok(())
     }
 }

@@ -28,7 +28,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalFailure",
     "InternalServerError",
     "InternalServerErrorException",
-    // Credentials that expired mid-invocation are renewed by the SDK's provider on retry.
+    // Credentials that expired mid-invocation: the SDK does not retry the call, but a later
+    // delivery loads credentials again (the fault matrix shows it ending retryable, then
+    // resumed), so the record ends retryable rather than in failure handling.
     "ExpiredToken",
     "ExpiredTokenException",
     "RequestExpired",

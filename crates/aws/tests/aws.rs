@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::{Region, SdkConfig};
 use lifecycle::config::declared::RecordAction;
-use lifecycle::delivery::{Begin, Claim, Lease, Reservation};
+use lifecycle::delivery::{Begin, Claim, Lease, Reservation, Resume};
 use lifecycle::event::{LifecycleData, LifecycleResult, LifecycleTransition};
 use lifecycle::redact::Sensitive;
 use lifecycle::{CommandRecord, Fault, FaultKind, Node};
@@ -290,16 +290,36 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
     );
     let retry = format!("delivery#event#{tag}-retry");
     assert_eq!(store.begin(&retry, &a, now).await.unwrap(), Begin::Begun);
-    store.forget(&retry, "b").await.unwrap();
+    store.forget(&retry, "b", now, true).await.unwrap();
     assert!(matches!(
         store.begin(&retry, &b, now).await.unwrap(),
         Begin::InProgress { .. }
     ));
-    store.forget(&retry, "a").await.unwrap();
+    store.forget(&retry, "a", now, true).await.unwrap();
     assert_eq!(
         store.begin(&retry, &b, now).await.unwrap(),
         Begin::Begun,
         "forgotten"
+    );
+    // A processing that committed a transition and then ended retryable (a transient fault
+    // in an `after` task): its retry begins at once and resumes the transition, as after a
+    // crash, so the `after` tasks run.
+    let committed = format!("delivery#event#{tag}-committed");
+    assert_eq!(
+        store.begin(&committed, &a, now).await.unwrap(),
+        Begin::Begun
+    );
+    let resume = Resume {
+        from: "joining".into(),
+        trigger: "joined".into(),
+        to: "ready".into(),
+    };
+    store.mark(&committed, "a", &resume).await.unwrap();
+    store.forget(&committed, "a", now, true).await.unwrap();
+    assert_eq!(
+        store.begin(&committed, &b, now).await.unwrap(),
+        Begin::Resume(resume),
+        "the retry of a committed transition resumes it"
     );
 
     // Leases: a missing node is created bare and deleted on release.

@@ -448,8 +448,18 @@ mod crash {
                 self.inner.deliveries.finish(key, owner, outcome, expires)
             )
         }
-        async fn forget(&self, key: &str, owner: &str) -> Result<(), Fault> {
-            through!(self, "Forget", self.inner.deliveries.forget(key, owner))
+        async fn forget(
+            &self,
+            key: &str,
+            owner: &str,
+            now: SystemTime,
+            keep_resume: bool,
+        ) -> Result<(), Fault> {
+            through!(
+                self,
+                "Forget",
+                self.inner.deliveries.forget(key, owner, now, keep_resume)
+            )
         }
     }
 

@@ -20,41 +20,8 @@ use lifecycle_aws::{AutoScalingActions, DynamoStore};
 use lifecycle_embedded::ManualClock;
 use lifecycle_runtime::capability::{ActionState, LifecycleActions, NodeStore};
 use serde_json::Map;
+use support::proxy::read_request;
 use support::sdk_config;
-
-/// Reads one HTTP/1.1 request: up to the end of the head (`\r\n\r\n`), then as many bytes of
-/// body as its `Content-Length` says, however the client split its writes and TCP its
-/// segments. Returns the raw request (what had arrived, when the peer closed first).
-fn read_request(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(request);
-        }
-        request.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
-    let length = head
-        .split("\r\n")
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    while request.len() < head_end + length {
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        request.extend_from_slice(&chunk[..n]);
-    }
-    Ok(request)
-}
 
 /// Serves `status`, `content_type` and `body` to every connection, on a free loopback port.
 fn canned(status: u16, content_type: &'static str, body: &'static str) -> String {
@@ -72,7 +39,9 @@ fn canned_sequence(content_type: &'static str, replies: Vec<(u16, &'static str)>
             let Ok(mut s) = stream else { return };
             // The whole request, head and body, before answering: a reply sent while the
             // client is still writing could be lost in a reset connection.
-            if read_request(&mut s).is_err() {
+            if s.set_read_timeout(Some(Duration::from_secs(10))).is_err()
+                || read_request(&mut s).is_err()
+            {
                 continue;
             }
             if let Some(next) = replies.next() {

@@ -7,8 +7,9 @@
 //!   action token of a lifecycle event from Auto Scaling, else by the innermost event id
 //!   ([`delivery_key`]). Written `in_progress` before anything else, expiring at the
 //!   invocation's deadline, so a crashed invocation never blocks its retry; `done` with the
-//!   outcome and a day's expiry once processing ended; deleted when it ended retryable, so the
-//!   retry runs. A second delivery finds it and stops as a duplicate.
+//!   outcome and a day's expiry once processing ended; expired at once when it ended
+//!   retryable, so the retry runs (and resumes a transition it had committed). A second
+//!   delivery finds it and stops as a duplicate.
 //! - **The lease** on a node (`LeaseOwner`, `LeaseUntil` on the node's own item): taken before
 //!   the first side effect, ending at the invocation's deadline. Only its holder runs tasks
 //!   and writes the node's state; everyone else waits for it (bounded) or stops having done
@@ -317,7 +318,7 @@ pub fn finish(old: Option<&Item>, owner: &str, outcome: &str, expires: SystemTim
     Some(item)
 }
 
-/// True when a delivery record may be deleted by `owner` (processing ended retryable: the
+/// True when a delivery record may be given up by `owner` (processing ended retryable: the
 /// retry must run).
 pub fn may_forget(old: Option<&Item>, owner: &str) -> bool {
     old.is_some_and(|o| string(o, ATTR_OWNER) == Some(owner))
@@ -328,6 +329,26 @@ pub fn may_forget(old: Option<&Item>, owner: &str) -> bool {
 /// left alone: the replay then waits for it like any second delivery.
 pub fn may_replay(old: Option<&Item>, now: SystemTime) -> bool {
     old.is_some_and(|o| string(o, ATTR_DELIVERY) == Some(DONE) || expired(o, now))
+}
+
+/// Giving up a delivery that ended retryable: `owner`'s record, expired as of `now` so the
+/// retry begins at once, still `in_progress` and still holding the transition it was
+/// committing — a retry after the state write then resumes it and runs the trigger's `after`
+/// tasks ([`begun`]), as a retry after a crash does. (Deleting the record would lose that: the
+/// retry would find the node in the new state and run nothing.) `None` when the record is not
+/// ours any more: nothing to write.
+pub fn forget(old: Option<&Item>, owner: &str, now: SystemTime, keep_resume: bool) -> Option<Item> {
+    let old = old.filter(|o| may_forget(Some(o), owner))?;
+    let mut item = old.clone();
+    if !keep_resume {
+        // The committed transition's `after` tasks all ran: the retry starts afresh.
+        item.remove(ATTR_RESUME);
+    }
+    item.insert(
+        ATTR_EXPIRES.into(),
+        epoch_secs(now).saturating_sub(1).into(),
+    );
+    Some(item)
 }
 
 /// Claiming a node: the item to write, or what stops it. The condition: not a tombstone,

@@ -309,6 +309,8 @@ pub struct Engine<'d> {
     from: StateId,
     /// The triggers that fired, in order, with the state each left.
     fired_log: Vec<(Candidate, StateId)>,
+    /// A transition was committed and its `after` tasks have not all run yet.
+    commit_open: bool,
     pending: Pending,
     finished: Option<Finish>,
 }
@@ -333,9 +335,17 @@ impl<'d> Engine<'d> {
             fired: false,
             from: state,
             fired_log: Vec::new(),
+            commit_open: false,
             pending: Pending::None,
             finished: None,
         }
+    }
+
+    /// True while a transition is committed and its trigger's `after` tasks have not all run:
+    /// a retry must resume it ([`Engine::after_commit`]); false once they have, so a retry
+    /// starts afresh from the state reached.
+    pub fn commit_open(&self) -> bool {
+        self.commit_open
     }
 
     /// The triggers that fired, in order: each trigger, the state it left, where its
@@ -379,6 +389,7 @@ impl<'d> Engine<'d> {
         engine.stage = Stage::After;
         engine.changed = true;
         engine.fired = true;
+        engine.commit_open = true;
         if def.resolve(cands[ci]).0.stop_after_state_change {
             // The first processing stopped right after the write: so does this one.
             engine.finished = Some(Finish {
@@ -496,6 +507,7 @@ impl<'d> Engine<'d> {
                         if t.stop_after_state_change {
                             return self.finish(StopReason::StopAfterStateChange, None);
                         }
+                        self.commit_open = true;
                         self.stage = Stage::After;
                         self.idx = 0;
                         self.advance()
@@ -765,6 +777,7 @@ impl<'d> Engine<'d> {
                         self.idx += 1;
                         return self.run_task(id);
                     }
+                    self.commit_open = false;
                     tracing::info!(
                         state = %self.def.state_name(self.state),
                         trigger = %g.name,

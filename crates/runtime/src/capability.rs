@@ -196,11 +196,20 @@ pub trait Deliveries: Send + Sync {
     /// A [`Fault::Service`].
     async fn mark(&self, key: &str, owner: &str, resume: &Resume) -> Result<(), Fault>;
 
-    /// Deletes `owner`'s record: processing ended retryable, and the retry must run.
+    /// Gives up `owner`'s record: processing ended retryable, and the retry must run. The
+    /// record expires as of `now`; with `keep_resume` it keeps the transition it was
+    /// committing, so a retry after the state write runs the trigger's `after` tasks — without
+    /// (they all ran), the retry starts afresh ([`lifecycle::delivery::forget`]).
     ///
     /// # Errors
     /// A [`Fault::Service`].
-    async fn forget(&self, key: &str, owner: &str) -> Result<(), Fault>;
+    async fn forget(
+        &self,
+        key: &str,
+        owner: &str,
+        now: SystemTime,
+        keep_resume: bool,
+    ) -> Result<(), Fault>;
 }
 
 /// What became of a completion or heartbeat.

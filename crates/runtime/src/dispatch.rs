@@ -11,7 +11,7 @@ use std::task::Poll;
 
 use lifecycle::config::StateId;
 use lifecycle::config::template::TransitionFacts;
-use lifecycle::delivery::{Lease, Resume, action_due, epoch_secs, too_near};
+use lifecycle::delivery::{Begin, Lease, Resume, action_due, epoch_secs, too_near};
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
 use lifecycle::event::Source;
@@ -163,14 +163,16 @@ impl Dispatcher {
         let state = match loading {
             Ok(Some(state)) => state,
             Ok(None) => {
-                self.settle(&mut loaded, &lease, &report, false).await;
+                self.settle(&mut loaded, &lease, &report, (false, true))
+                    .await;
                 return report;
             }
             Err(e) => {
                 let report = error_report(report, &e);
                 self.publish_summary(&loaded.event, loaded.node.as_ref(), &report)
                     .await;
-                self.settle(&mut loaded, &lease, &report, false).await;
+                self.settle(&mut loaded, &lease, &report, (false, true))
+                    .await;
                 return report;
             }
         };
@@ -331,7 +333,9 @@ impl Dispatcher {
             self.publish_trigger_report(&event, resource.node.as_ref(), &report, facts)
                 .await;
         }
-        self.settle(&mut loaded, &lease, &report, true).await;
+        let commit_open = engine.commit_open();
+        self.settle(&mut loaded, &lease, &report, (true, commit_open))
+            .await;
         report
     }
 
@@ -554,8 +558,15 @@ impl Dispatcher {
     /// What an ending settles (SPEC 9), each best effort — what fails here is logged, and
     /// expires on its own: the command record is consumed when the engine ran and the end is
     /// not retryable; the node's lease is released; the delivery record is marked done
-    /// (remembered for `remember`), or deleted when the end is retryable, so the retry runs.
-    async fn settle(&self, loaded: &mut Loaded, lease: &Lease, report: &Report, ran: bool) {
+    /// (remembered for `remember`), or given up when the end is retryable, so the retry runs
+    /// (and resumes a transition this processing committed).
+    async fn settle(
+        &self,
+        loaded: &mut Loaded,
+        lease: &Lease,
+        report: &Report,
+        (ran, keep_resume): (bool, bool),
+    ) {
         let retry = report.retryable;
         if ran
             && !retry
@@ -578,7 +589,10 @@ impl Dispatcher {
             return;
         };
         let settled = if retry {
-            self.services.deliveries.forget(&key, &lease.owner).await
+            self.services
+                .deliveries
+                .forget(&key, &lease.owner, self.services.clock.now(), keep_resume)
+                .await
         } else {
             let outcome = match report.final_state.as_str() {
                 "" => report.stopped_by.to_string(),
@@ -684,6 +698,20 @@ impl Dispatcher {
                         .deliveries
                         .begin(&key, lease, clock.now())
                         .await?;
+                    // `begin` wrote a fresh record: the transition an earlier processing
+                    // committed goes on it again, so that should this processing end
+                    // retryable too (the same `after` task still failing), its retry resumes
+                    // the transition as well. Best effort: without it, this processing still
+                    // resumes.
+                    if let Begin::Resume(resume) = &begin
+                        && let Err(e) = self
+                            .services
+                            .deliveries
+                            .mark(&key, &lease.owner, resume)
+                            .await
+                    {
+                        tracing::warn!(delivery = %key, error = %e, "could not record the resumed transition again");
+                    }
                     loader.delivery_begun(begin, clock.now());
                 }
                 LoadStep::ReadNode { id } => {

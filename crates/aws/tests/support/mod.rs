@@ -15,13 +15,15 @@
 // Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -45,10 +47,38 @@ pub struct Moto {
 }
 
 /// Exclusive use of the shared moto server, reset when acquired. Tests that use moto hold
-/// one for their whole run, so they run one at a time.
+/// one for their whole run, so they run one at a time. It is `Send` and `Sync`: a test may
+/// share it (in an `Arc`) with tasks of its own.
 pub struct MotoGuard {
     moto: &'static Moto,
-    _lock: MutexGuard<'static, ()>,
+    _lock: Exclusive,
+}
+
+/// The one test of this binary that may use moto now: taken in [`Moto::shared`], given back
+/// when dropped (a `std` `MutexGuard` would do, but it cannot cross threads).
+struct Exclusive;
+
+static TAKEN: Mutex<bool> = Mutex::new(false);
+static GIVEN_BACK: Condvar = Condvar::new();
+
+impl Exclusive {
+    fn take() -> Exclusive {
+        // A test that panicked while holding the flag leaves it poisoned, and moto in some
+        // state: the reset after taking discards that, so a poisoned flag is as good.
+        let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+        while *taken {
+            taken = GIVEN_BACK.wait(taken).unwrap_or_else(|e| e.into_inner());
+        }
+        *taken = true;
+        Exclusive
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        *TAKEN.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        GIVEN_BACK.notify_one();
+    }
 }
 
 /// A raw HTTP response: status code and body.
@@ -71,14 +101,11 @@ impl Response {
 }
 
 static SERVER: OnceLock<Moto> = OnceLock::new();
-static EXCLUSIVE: Mutex<()> = Mutex::new(());
 
 impl Moto {
     /// The shared server, started on first use, locked for this test and reset.
     pub fn shared() -> MotoGuard {
-        // A test that panicked while holding the lock leaves moto in some state: the reset
-        // below discards it, so a poisoned lock is as good as a clean one.
-        let lock = EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = Exclusive::take();
         let moto = SERVER.get_or_init(Moto::start);
         let guard = MotoGuard { moto, _lock: lock };
         guard.reset();

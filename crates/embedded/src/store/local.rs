@@ -352,13 +352,15 @@ impl Deliveries for LocalStore {
         Ok(())
     }
 
-    async fn forget(&self, key: &str, owner: &str) -> Result<(), Fault> {
+    async fn forget(
+        &self,
+        key: &str,
+        owner: &str,
+        now: SystemTime,
+        keep_resume: bool,
+    ) -> Result<(), Fault> {
         self.items.update(key, &mut |old| {
-            if delivery::may_forget(old, owner) {
-                Ok(None)
-            } else {
-                Ok(old.cloned())
-            }
+            Ok(delivery::forget(old, owner, now, keep_resume).or_else(|| old.cloned()))
         })?;
         Ok(())
     }
