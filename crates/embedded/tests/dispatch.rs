@@ -413,45 +413,69 @@ transitions:
     );
 }
 
-/// Auto Scaling as the recorder has it, except that the scaling activity never completes.
-struct SlowActivity(Recorder);
+/// Auto Scaling as the recorder has it, with parts of it scripted: a scaling activity that
+/// never completes, the instance's lifecycle states (each `DescribeAutoScalingInstances`
+/// takes the next one; the last one stays), a hook's heartbeat timeout.
+#[derive(Default)]
+struct Actions {
+    recorder: Recorder,
+    activity_stalls: bool,
+    states: std::sync::Mutex<Vec<&'static str>>,
+    hook_timeout: Option<Duration>,
+}
 
 #[async_trait::async_trait]
-impl lifecycle_runtime::capability::LifecycleActions for SlowActivity {
+impl lifecycle_runtime::capability::LifecycleActions for Actions {
     async fn complete(
         &self,
         data: &lifecycle::LifecycleData,
         result: lifecycle::event::LifecycleResult,
     ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
-        self.0.complete(data, result).await
+        self.recorder.complete(data, result).await
     }
     async fn heartbeat(
         &self,
         data: &lifecycle::LifecycleData,
     ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
-        self.0.heartbeat(data).await
+        self.recorder.heartbeat(data).await
     }
     async fn wait_for_activity(
         &self,
-        _: &lifecycle::LifecycleData,
-        _: std::time::SystemTime,
+        data: &lifecycle::LifecycleData,
+        until: std::time::SystemTime,
     ) -> Result<(), lifecycle::Fault> {
-        Err(lifecycle::Fault::transient(
-            "scaling activity of i-1 still at 30% when the wait ran out",
-        ))
+        if self.activity_stalls {
+            return Err(lifecycle::Fault::transient(
+                "scaling activity of i-1 still at 30% when the wait ran out",
+            ));
+        }
+        self.recorder.wait_for_activity(data, until).await
     }
     async fn heartbeat_timeout(
         &self,
         group: &str,
         hook: &str,
-    ) -> Result<Option<std::time::Duration>, lifecycle::Fault> {
-        self.0.heartbeat_timeout(group, hook).await
+    ) -> Result<Option<Duration>, lifecycle::Fault> {
+        match self.hook_timeout {
+            Some(t) => Ok(Some(t)),
+            None => self.recorder.heartbeat_timeout(group, hook).await,
+        }
     }
     async fn instance(
         &self,
         id: &str,
     ) -> Result<Option<lifecycle_runtime::capability::GroupInstance>, lifecycle::Fault> {
-        self.0.instance(id).await
+        let known = self.recorder.instance(id).await?;
+        let mut states = self.states.lock().unwrap();
+        let state = match states.len() {
+            0 => return Ok(known),
+            1 => states[0],
+            _ => states.remove(0),
+        };
+        Ok(Some(lifecycle_runtime::capability::GroupInstance {
+            group: common::GROUP.into(),
+            lifecycle_state: state.into(),
+        }))
     }
     async fn set_protection(
         &self,
@@ -459,7 +483,7 @@ impl lifecycle_runtime::capability::LifecycleActions for SlowActivity {
         ids: &[String],
         protected: bool,
     ) -> Result<(), lifecycle::Fault> {
-        self.0.set_protection(group, ids, protected).await
+        self.recorder.set_protection(group, ids, protected).await
     }
 }
 
@@ -476,7 +500,11 @@ transitions:
     let store = store_with("i-1", "finished_cloud_init");
     let recorder = Recorder::default();
     let mut services = embedded(&store, &recorder, Arc::new(ManualClock::default()));
-    services.lifecycle = Arc::new(SlowActivity(recorder.clone()));
+    services.lifecycle = Arc::new(Actions {
+        recorder: recorder.clone(),
+        activity_stalls: true,
+        ..Actions::default()
+    });
     let d = build(CFG, &Registry::new(), services, Options::default());
     let r = d.handle(launch("i-1"), Deadline::NONE).await;
     assert_eq!(r.final_state, "ready", "{r:?}");
@@ -622,65 +650,6 @@ async fn an_item_type_that_is_not_a_non_empty_string_is_refused_before_any_write
     }
 }
 
-/// Auto Scaling as the recorder has it, with the instance's lifecycle state played from a
-/// script: each `DescribeAutoScalingInstances` takes the next state (the last one stays).
-struct States(Recorder, std::sync::Mutex<Vec<&'static str>>);
-
-#[async_trait::async_trait]
-impl lifecycle_runtime::capability::LifecycleActions for States {
-    async fn complete(
-        &self,
-        data: &lifecycle::LifecycleData,
-        result: lifecycle::event::LifecycleResult,
-    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
-        self.0.complete(data, result).await
-    }
-    async fn heartbeat(
-        &self,
-        data: &lifecycle::LifecycleData,
-    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
-        self.0.heartbeat(data).await
-    }
-    async fn wait_for_activity(
-        &self,
-        data: &lifecycle::LifecycleData,
-        until: std::time::SystemTime,
-    ) -> Result<(), lifecycle::Fault> {
-        self.0.wait_for_activity(data, until).await
-    }
-    async fn heartbeat_timeout(
-        &self,
-        group: &str,
-        hook: &str,
-    ) -> Result<Option<std::time::Duration>, lifecycle::Fault> {
-        self.0.heartbeat_timeout(group, hook).await
-    }
-    async fn instance(
-        &self,
-        id: &str,
-    ) -> Result<Option<lifecycle_runtime::capability::GroupInstance>, lifecycle::Fault> {
-        self.0.instance(id).await?;
-        let mut states = self.1.lock().unwrap();
-        let state = if states.len() > 1 {
-            states.remove(0)
-        } else {
-            states[0]
-        };
-        Ok(Some(lifecycle_runtime::capability::GroupInstance {
-            group: common::GROUP.into(),
-            lifecycle_state: state.into(),
-        }))
-    }
-    async fn set_protection(
-        &self,
-        group: &str,
-        ids: &[String],
-        protected: bool,
-    ) -> Result<(), lifecycle::Fault> {
-        self.0.set_protection(group, ids, protected).await
-    }
-}
-
 #[tokio::test]
 async fn protect_from_scale_in_follows_the_instances_lifecycle_state() {
     // Issue "Transient faults are not failures": the original waited for the instance to be
@@ -694,7 +663,11 @@ transitions:
         let store = store_with("i-1", "finished_cloud_init");
         let recorder = Recorder::default();
         let mut services = embedded(&store, &recorder, Arc::new(ManualClock::default()));
-        services.lifecycle = Arc::new(States(recorder.clone(), std::sync::Mutex::new(states)));
+        services.lifecycle = Arc::new(Actions {
+            recorder: recorder.clone(),
+            states: std::sync::Mutex::new(states),
+            ..Actions::default()
+        });
         let d = build(CFG, &Registry::new(), services, Options::default());
         let r = d.handle(launch("i-1"), Deadline::NONE).await;
         let protected = recorder
@@ -727,54 +700,6 @@ transitions:
     assert!(r.errors.is_empty(), "{r:?}");
 }
 
-/// Auto Scaling as the recorder has it, with hooks whose heartbeat timeout is known.
-struct Hooks(Recorder, std::time::Duration);
-
-#[async_trait::async_trait]
-impl lifecycle_runtime::capability::LifecycleActions for Hooks {
-    async fn complete(
-        &self,
-        data: &lifecycle::LifecycleData,
-        result: lifecycle::event::LifecycleResult,
-    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
-        self.0.complete(data, result).await
-    }
-    async fn heartbeat(
-        &self,
-        data: &lifecycle::LifecycleData,
-    ) -> Result<lifecycle_runtime::capability::ActionState, lifecycle::Fault> {
-        self.0.heartbeat(data).await
-    }
-    async fn wait_for_activity(
-        &self,
-        data: &lifecycle::LifecycleData,
-        until: std::time::SystemTime,
-    ) -> Result<(), lifecycle::Fault> {
-        self.0.wait_for_activity(data, until).await
-    }
-    async fn heartbeat_timeout(
-        &self,
-        _: &str,
-        _: &str,
-    ) -> Result<Option<std::time::Duration>, lifecycle::Fault> {
-        Ok(Some(self.1))
-    }
-    async fn instance(
-        &self,
-        id: &str,
-    ) -> Result<Option<lifecycle_runtime::capability::GroupInstance>, lifecycle::Fault> {
-        self.0.instance(id).await
-    }
-    async fn set_protection(
-        &self,
-        group: &str,
-        ids: &[String],
-        protected: bool,
-    ) -> Result<(), lifecycle::Fault> {
-        self.0.set_protection(group, ids, protected).await
-    }
-}
-
 #[tokio::test]
 async fn a_transient_fault_near_the_actions_timeout_is_handled_now() {
     // SPEC 9: retrying is right while the lifecycle action has time left; within
@@ -793,7 +718,11 @@ transitions:
         // The event's time is the clock's start; the hook's heartbeat timeout 10 minutes.
         clock.advance(Duration::from_secs(elapsed));
         let mut services = embedded(&store, &recorder, clock);
-        services.lifecycle = Arc::new(Hooks(recorder.clone(), Duration::from_secs(600)));
+        services.lifecycle = Arc::new(Actions {
+            recorder: recorder.clone(),
+            hook_timeout: Some(Duration::from_secs(600)),
+            ..Actions::default()
+        });
         let mut registry = Registry::new();
         registry.register_task("publish_dns", Arc::new(Throttled));
         let d = build(CFG, &registry, services, Options::default());
