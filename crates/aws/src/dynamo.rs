@@ -1,15 +1,19 @@
-//! [`DynamoStore`]: nodes and command records in one DynamoDB table.
+//! [`DynamoStore`]: nodes, command records and the delivery machinery (SPEC 9) in one
+//! DynamoDB table.
 //!
 //! Table design ([`DynamoStore::init`]): partition key `Ident` (S); a global secondary index on
 //! `ItemType` (partition) and `Ident` (sort) for node queries by type, so finding or waiting
-//! for one node is always a `GetItem`, never a `Scan`; TTL on `ExpiresAt` so command records
-//! that no status event ever takes expire.
+//! for one node is always a `GetItem`, never a `Scan` (only the operator's listing scans);
+//! TTL on `ExpiresAt` so command records no status event consumes, delivery records, send
+//! guards and tombstones expire.
 //!
-//! Status writes are `UpdateItem`s conditional on the status read (a missing item or a missing
-//! `ItemStatus` counts as `new`); a failed condition returns the item as it is
-//! (`ReturnValuesOnConditionCheckFailure=ALL_OLD`) and becomes the core's
-//! [`Fault::Conflict`] with the status found. Taking a command record is one atomic
-//! `DeleteItem` with `ReturnValues=ALL_OLD`. Every attribute name goes through
+//! Every write that decides is conditional, as [`lifecycle::delivery`] says (docs/AWS.md lists
+//! each condition): status writes on the status read and the writer's lease (a missing item
+//! or a missing `ItemStatus` counts as `new`); a failed condition returns the item as it is
+//! (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), and the core's decision reads it: our own
+//! write whose response was lost, or the core's [`Fault::Conflict`] with the status found.
+//! A command record is read, and consumed (`DeleteItem`) only once its event is processed.
+//! Every attribute name goes through
 //! `ExpressionAttributeNames`, so reserved words (`Status`, `Name`, `Token`, ...) work, and
 //! values keep their types.
 
