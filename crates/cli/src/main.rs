@@ -72,7 +72,8 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
-    /// Print the state diagram of a configuration.
+    /// Print the state diagram of a configuration; with --table or --store, each state
+    /// labelled with its nodes and the states with stuck nodes marked.
     Graph {
         /// The configuration file (YAML or JSON).
         #[arg(long, value_name = "FILE")]
@@ -80,6 +81,12 @@ enum Command {
         /// Diagram language.
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
+        /// Count the nodes of this DynamoDB state table (a `Scan`).
+        #[arg(long, value_name = "NAME", conflicts_with = "store")]
+        table: Option<String>,
+        /// Count the nodes of this embedded store file.
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
     },
     /// Run one event (or an envelope of several) through the real dispatcher on the embedded
     /// local store, with no AWS: built-in tasks act on the store and list the AWS calls they
@@ -126,7 +133,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate { config, strict } => validate(&config, strict),
-        Command::Graph { config, format } => draw(&config, format),
+        Command::Graph {
+            config,
+            format,
+            table,
+            store,
+        } => draw(&config, format, table.as_deref(), store.as_ref()),
         Command::Simulate(args) => simulate::run(args),
         Command::Handle(args) => handle::run(args),
         Command::Init { table } => handle::init(&table),
@@ -177,19 +189,39 @@ fn validate(path: &PathBuf, strict: bool) -> u8 {
     0
 }
 
-fn draw(path: &PathBuf, format: GraphFormat) -> u8 {
-    match load_definition(path) {
-        Ok(def) => {
-            let f = match format {
-                GraphFormat::Mermaid => graph::Format::Mermaid,
-                GraphFormat::Dot => graph::Format::Dot,
-            };
-            print!("{}", graph::render(&def, f));
-            0
-        }
+fn draw(path: &PathBuf, format: GraphFormat, table: Option<&str>, store: Option<&PathBuf>) -> u8 {
+    let def = match load_definition(path) {
+        Ok(def) => def,
         Err(e) => {
             eprintln!("{e}");
-            2
+            return 2;
+        }
+    };
+    let f = match format {
+        GraphFormat::Mermaid => graph::Format::Mermaid,
+        GraphFormat::Dot => graph::Format::Dot,
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    if table.is_some() || store.is_some() {
+        let items = match nodes::items(table, store) {
+            Ok(i) => i,
+            Err((e, code)) => {
+                eprintln!("error: {e}");
+                return code;
+            }
+        };
+        let now = std::time::SystemTime::now();
+        for v in lifecycle_runtime::manual::fleet(&items, None, now) {
+            let c: &mut graph::StateCount = counts.entry(v.state.clone()).or_default();
+            c.nodes += 1;
+            if v.flags
+                .iter()
+                .any(|f| matches!(*f, "failure" | "stale-lease" | "retrying"))
+            {
+                c.stuck += 1;
+            }
         }
     }
+    print!("{}", graph::render_with(&def, f, &counts));
+    0
 }

@@ -30,43 +30,11 @@ pub struct Args {
 /// Runs `lifecycle nodes`; returns the exit code: 0 listed, 1 the store failed, 2 invalid
 /// flags.
 pub fn run(args: Args) -> u8 {
-    let items = match (&args.table, &args.store) {
-        (Some(table), _) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return 2;
-                }
-            };
-            runtime.block_on(async {
-                let options = lifecycle_aws::Options::default();
-                let config = lifecycle_aws::load_config(&options.timeouts).await;
-                lifecycle_aws::DynamoStore::new(&config, table)
-                    .items()
-                    .await
-            })
-        }
-        (None, Some(path)) => match FileItems::open(path) {
-            Ok(items) => LocalStore::new(items).items(),
-            Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
-                return 2;
-            }
-        },
-        (None, None) => {
-            eprintln!("error: --table or --store is required");
-            return 2;
-        }
-    };
-    let items = match items {
+    let items = match items(args.table.as_deref(), args.store.as_ref()) {
         Ok(i) => i,
-        Err(e) => {
+        Err((e, code)) => {
             eprintln!("error: {e}");
-            return 1;
+            return code;
         }
     };
     let views = fleet(&items, args.item_type.as_deref(), SystemTime::now());
@@ -81,6 +49,39 @@ pub fn run(args: Args) -> u8 {
         OutputFormat::Text => print!("{}", text(&views)),
     }
     0
+}
+
+/// Every item of the DynamoDB table `table` (a `Scan`) or of the store file `store`; the
+/// error says why, with the exit code (2 for a flag, 1 for the store).
+pub(crate) fn items(
+    table: Option<&str>,
+    store: Option<&PathBuf>,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, (String, u8)> {
+    match (table, store) {
+        (Some(table), _) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| (format!("cannot start the async runtime: {e}"), 2))?;
+            runtime
+                .block_on(async {
+                    let options = lifecycle_aws::Options::default();
+                    let config = lifecycle_aws::load_config(&options.timeouts).await;
+                    lifecycle_aws::DynamoStore::new(&config, table)
+                        .items()
+                        .await
+                })
+                .map_err(|e| (e.to_string(), 1))
+        }
+        (None, Some(path)) => {
+            let items =
+                FileItems::open(path).map_err(|e| (format!("{}: {e}", path.display()), 2))?;
+            LocalStore::new(items)
+                .items()
+                .map_err(|e| (e.to_string(), 1))
+        }
+        (None, None) => Err(("--table or --store is required".to_owned(), 2)),
+    }
 }
 
 fn text(views: &[NodeView]) -> String {

@@ -1526,3 +1526,27 @@ fn replay_runs_a_processed_event_again_and_dry_run_changes_nothing() {
     assert_eq!(s(&v, "final_state"), "joining", "{v}");
     assert!(call_inputs(&v, "SendCommand").is_empty(), "{v}");
 }
+
+#[test]
+fn graph_counts_the_nodes_of_a_store_in_each_state() {
+    let dir = temp_dir("graph-counts");
+    let store = file_in(&dir, "state.redb");
+    let v = swarm_step(
+        &store,
+        "launch-worker.json",
+        &["--nodes", &swarm("nodes.json")],
+    );
+    assert_eq!(s(&v, "final_state"), "joining");
+    let config = swarm("lifecycle.yaml");
+    let g = run(&["graph", "--config", &config, "--store", &store]);
+    g.expect_code(0);
+    assert_contains(&g.stdout, "joining · 1", "the worker waits in joining");
+    // Without a table or a store: the plain diagram, as SPEC 7 has it.
+    let plain = run(&["graph", "--config", &config]);
+    plain.expect_code(0);
+    assert!(!plain.stdout.contains(" · "), "{}", plain.stdout);
+    let dot = run(&[
+        "graph", "--config", &config, "--format", "dot", "--store", &store,
+    ]);
+    assert_contains(&dot.stdout, "[label=\"joining · 1\"]", "dot");
+}

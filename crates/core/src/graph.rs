@@ -1,5 +1,7 @@
-//! The state diagram of a [`Definition`], as Mermaid or Graphviz dot.
+//! The state diagram of a [`Definition`], as Mermaid or Graphviz dot — with, when given, the
+//! number of nodes in each state and the stuck ones marked (`lifecycle graph --table`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::config::{Definition, StateId};
@@ -11,6 +13,25 @@ pub enum Format {
     Mermaid,
     /// Graphviz dot.
     Dot,
+}
+
+/// How many nodes are in one state, and how many of them need a look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCount {
+    /// Nodes in the state.
+    pub nodes: usize,
+    /// Of those, the stuck ones (in `failure`, a dead invocation's lease, transient faults in
+    /// a row).
+    pub stuck: usize,
+}
+
+/// A state's label: its name, then its nodes when counted.
+fn label(state: &str, count: Option<&StateCount>) -> String {
+    match count {
+        None => state.to_owned(),
+        Some(c) if c.stuck > 0 => format!("{state} · {} ({} stuck)", c.nodes, c.stuck),
+        Some(c) => format!("{state} · {}", c.nodes),
+    }
 }
 
 /// One edge: from, to (`None`: internal), trigger names.
@@ -61,6 +82,22 @@ fn dot_quote(s: &str) -> String {
 /// Renders the state diagram: every state (with `failure`), the initial state marked, one edge
 /// per transition source labelled with its triggers; internal transitions as self-loops.
 pub fn render(def: &Definition, format: Format) -> String {
+    render_with(def, format, &BTreeMap::new())
+}
+
+/// [`render`], each state labelled with its nodes (`counts` by state name) and the states
+/// with stuck nodes marked; states that nodes are in but the configuration does not know are
+/// drawn apart, marked too.
+pub fn render_with(
+    def: &Definition,
+    format: Format,
+    counts: &BTreeMap<String, StateCount>,
+) -> String {
+    let unknown: Vec<(&String, &StateCount)> = counts
+        .iter()
+        .filter(|(state, _)| def.state_id(state).is_none())
+        .collect();
+    let stuck = |state: &str| counts.get(state).is_some_and(|c| c.stuck > 0);
     let mut s = String::new();
     match format {
         Format::Mermaid => {
@@ -68,7 +105,14 @@ pub fn render(def: &Definition, format: Format) -> String {
             let ids = mermaid_ids(def);
             let id = |state: StateId| ids[state.index()].as_str();
             for (i, state) in def.states().iter().enumerate() {
-                let _ = writeln!(s, "    {}: {}", ids[i], state);
+                let _ = writeln!(s, "    {}: {}", ids[i], label(state, counts.get(state)));
+            }
+            for (n, (state, count)) in unknown.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "    unknown_{n}: {} (not in the configuration)",
+                    label(state, Some(count)).replace(':', " ")
+                );
             }
             let _ = writeln!(s, "    [*] --> {}", id(def.initial()));
             for (from, to, label) in edges(def) {
@@ -81,6 +125,21 @@ pub fn render(def: &Definition, format: Format) -> String {
                     label.replace(':', " ")
                 );
             }
+            let marked: Vec<String> = def
+                .states()
+                .iter()
+                .enumerate()
+                .filter(|(_, state)| stuck(state))
+                .map(|(i, _)| ids[i].clone())
+                .chain((0..unknown.len()).map(|n| format!("unknown_{n}")))
+                .collect();
+            if !marked.is_empty() {
+                s.push_str(
+                    "    classDef stuck fill:#fdd,stroke:#c00
+",
+                );
+                let _ = writeln!(s, "    class {} stuck", marked.join(","));
+            }
         }
         Format::Dot => {
             s.push_str(
@@ -88,7 +147,29 @@ pub fn render(def: &Definition, format: Format) -> String {
             );
             s.push_str("    __start [shape=point];\n");
             for state in def.states() {
-                let _ = writeln!(s, "    {};", dot_quote(state));
+                let count = counts.get(state);
+                let mark = if stuck(state) { ", color=red" } else { "" };
+                if count.is_some() {
+                    let _ = writeln!(
+                        s,
+                        "    {} [label={}{mark}];",
+                        dot_quote(state),
+                        dot_quote(&label(state, count))
+                    );
+                } else {
+                    let _ = writeln!(s, "    {};", dot_quote(state));
+                }
+            }
+            for (state, count) in &unknown {
+                let _ = writeln!(
+                    s,
+                    "    {} [label={}, color=red, style=dashed];",
+                    dot_quote(state),
+                    dot_quote(&format!(
+                        "{} (not in the configuration)",
+                        label(state, Some(count))
+                    ))
+                );
             }
             let _ = writeln!(s, "    __start -> {};", dot_quote(def.initial_state()));
             for (from, to, label) in edges(def) {
@@ -125,6 +206,36 @@ mod tests {
         let d = render(&def, Format::Dot);
         assert!(d.contains("\"ready\" -> \"ready\" [label=\"refresh\", style=dashed];"));
         assert!(d.starts_with("digraph lifecycle {"));
+    }
+
+    #[test]
+    fn counts_label_the_states_and_stuck_ones_are_marked() {
+        let def =
+            Definition::from_yaml("- {source: joining, dest: ready, triggers: [{name: join}]}")
+                .unwrap();
+        let counts = BTreeMap::from([
+            ("joining".to_owned(), StateCount { nodes: 3, stuck: 1 }),
+            ("ready".to_owned(), StateCount { nodes: 5, stuck: 0 }),
+            ("draining".to_owned(), StateCount { nodes: 1, stuck: 0 }),
+        ]);
+        let m = render_with(&def, Format::Mermaid, &counts);
+        assert!(m.contains("s_joining: joining · 3 (1 stuck)"), "{m}");
+        assert!(m.contains("s_ready: ready · 5\n"), "{m}");
+        assert!(
+            m.contains("unknown_0: draining · 1 (not in the configuration)"),
+            "{m}"
+        );
+        assert!(m.contains("class s_joining,unknown_0 stuck"), "{m}");
+        let d = render_with(&def, Format::Dot, &counts);
+        assert!(
+            d.contains("\"joining\" [label=\"joining · 3 (1 stuck)\", color=red];"),
+            "{d}"
+        );
+        assert!(d.contains("\"draining\" [label=\"draining · 1 (not in the configuration)\", color=red, style=dashed];"), "{d}");
+        assert_eq!(
+            render(&def, Format::Mermaid),
+            render_with(&def, Format::Mermaid, &BTreeMap::new())
+        );
     }
 
     #[test]
