@@ -30,6 +30,14 @@ impl Recorder {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
+    /// The calls of one operation (e.g. `Publish`) recorded so far, in order.
+    pub fn calls_to(&self, operation: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.operation == operation)
+            .collect()
+    }
+
     fn record(&self, service: &'static str, operation: &'static str, input: Value) {
         if let Ok(mut calls) = self.calls.lock() {
             calls.push(Call {

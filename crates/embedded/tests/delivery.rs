@@ -83,11 +83,7 @@ impl World {
     }
 
     fn calls(&self, operation: &str) -> Vec<Call> {
-        self.recorder
-            .calls()
-            .into_iter()
-            .filter(|c| c.operation == operation)
-            .collect()
+        self.recorder.calls_to(operation)
     }
 
     fn status(&self, id: &str) -> Option<Value> {

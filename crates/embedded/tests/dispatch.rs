@@ -341,11 +341,7 @@ transitions:
     );
     let r = d.handle(terminate("i-1"), Deadline::NONE).await;
     assert_eq!(r.final_state, "drained", "{r:?}");
-    let beats: Vec<_> = recorder
-        .calls()
-        .into_iter()
-        .filter(|c| c.operation == "RecordLifecycleActionHeartbeat")
-        .collect();
+    let beats: Vec<_> = recorder.calls_to("RecordLifecycleActionHeartbeat");
     assert_eq!(beats.len(), 3, "at 10, 20 and 30 s: {beats:?}");
     assert_eq!(beats[0].input["LifecycleActionToken"], "token-i-1");
 
@@ -510,9 +506,8 @@ transitions:
     assert_eq!(r.final_state, "ready", "{r:?}");
     assert!(r.errors.is_empty(), "{r:?}");
     let completions: Vec<String> = recorder
-        .calls()
+        .calls_to("CompleteLifecycleAction")
         .iter()
-        .filter(|c| c.operation == "CompleteLifecycleAction")
         .map(|c| {
             c.input["LifecycleActionResult"]
                 .as_str()
@@ -670,11 +665,7 @@ transitions:
         });
         let d = build(CFG, &Registry::new(), services, Options::default());
         let r = d.handle(launch("i-1"), Deadline::NONE).await;
-        let protected = recorder
-            .calls()
-            .iter()
-            .filter(|c| c.operation == "SetInstanceProtection")
-            .count();
+        let protected = recorder.calls_to("SetInstanceProtection").len();
         (r, protected)
     };
     // Launching, then in service: waited for, then protected.
@@ -727,11 +718,7 @@ transitions:
         registry.register_task("publish_dns", Arc::new(Throttled));
         let d = build(CFG, &registry, services, Options::default());
         let r = d.handle(terminate("i-1"), Deadline::NONE).await;
-        let completions: Vec<_> = recorder
-            .calls()
-            .into_iter()
-            .filter(|c| c.operation == "CompleteLifecycleAction")
-            .collect();
+        let completions: Vec<_> = recorder.calls_to("CompleteLifecycleAction");
         (r, completions)
     };
     // 4 minutes in, 6 left: retried.
@@ -784,11 +771,7 @@ transitions:
     );
     let r = d.handle(launch("i-1"), Deadline::NONE).await;
     assert_eq!(r.final_state, "abandoned", "{r:?}");
-    let published: Vec<_> = recorder
-        .calls()
-        .into_iter()
-        .filter(|c| c.operation == "Publish")
-        .collect();
+    let published: Vec<_> = recorder.calls_to("Publish");
     assert_eq!(published.len(), 2, "{published:#?}");
     // The failure trigger's own report names its trigger and state, and the error.
     assert_eq!(
@@ -822,11 +805,7 @@ transitions:
     // A duplicate delivery changes nothing, and reports nothing.
     let again = d.handle(launch("i-1"), Deadline::NONE).await;
     assert_eq!(again.stopped_by, StopReason::Duplicate);
-    let published = recorder
-        .calls()
-        .iter()
-        .filter(|c| c.operation == "Publish")
-        .count();
+    let published = recorder.calls_to("Publish").len();
     assert_eq!(published, 2);
 }
 
@@ -870,9 +849,8 @@ transitions:
     let r = d.handle(launch("i-1"), Deadline::NONE).await;
     assert_eq!(r.final_state, "abandoned", "{r:?}");
     let published: Vec<_> = recorder
-        .calls()
+        .calls_to("Publish")
         .into_iter()
-        .filter(|c| c.operation == "Publish")
         .map(|c| c.input)
         .collect();
     assert_eq!(published.len(), 2, "{published:#?}");
