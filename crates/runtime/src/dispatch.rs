@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use lifecycle::config::StateId;
+use lifecycle::config::report::ReportSpec;
 use lifecycle::config::template::TransitionFacts;
 use lifecycle::delivery::{Begin, Lease, Resume, action_due, epoch_secs, too_near};
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
@@ -281,29 +282,35 @@ impl Dispatcher {
         };
 
         // Triggers with a report of their own: those that fired, and those that failed.
-        let mut reporting: Vec<TransitionFacts> = engine
+        let mut reporting: Vec<(&ReportSpec, TransitionFacts)> = engine
             .fired()
-            .filter(|(g, _, _)| g.report.is_some())
-            .map(|(g, from, dest)| TransitionFacts {
-                trigger: g.name.clone(),
-                source: self.def.state_name(from).to_owned(),
-                dest: dest.map(|d| self.def.state_name(d).to_owned()),
-                error: None,
+            .filter_map(|(g, from, dest)| {
+                let facts = TransitionFacts {
+                    trigger: g.name.clone(),
+                    source: self.def.state_name(from).to_owned(),
+                    dest: dest.map(|d| self.def.state_name(d).to_owned()),
+                    error: None,
+                };
+                Some((g.report.as_ref()?, facts))
             })
             .collect();
         for e in engine.errors() {
-            let reports = self
+            let spec = self
                 .def
                 .candidates(engine.start_state())
                 .iter()
                 .chain(engine.passed().iter().flat_map(|s| self.def.candidates(*s)))
                 .map(|c| self.def.resolve(*c).1)
-                .any(|g| g.name == e.trigger && g.report.is_some());
-            if reports && !reporting.iter().any(|t| t.trigger == e.trigger) {
-                reporting.push(TransitionFacts {
+                .find(|g| g.name == e.trigger)
+                .and_then(|g| g.report.as_ref());
+            if let Some(spec) = spec
+                && !reporting.iter().any(|(_, t)| t.trigger == e.trigger)
+            {
+                let facts = TransitionFacts {
                     trigger: e.trigger.clone(),
                     ..TransitionFacts::default()
-                });
+                };
+                reporting.push((spec, facts));
             }
         }
         report.final_state = self.def.state_name(engine.state()).to_owned();
@@ -329,8 +336,8 @@ impl Dispatcher {
         };
         self.publish_summary(&event, resource.node.as_ref(), &report)
             .await;
-        for facts in reporting {
-            self.publish_trigger_report(&event, resource.node.as_ref(), &report, facts)
+        for (spec, facts) in reporting {
+            self.publish_trigger_report(spec, &event, resource.node.as_ref(), &report, facts)
                 .await;
         }
         let commit_open = engine.commit_open();
@@ -343,21 +350,12 @@ impl Dispatcher {
     /// — the trigger, the state it left, where it leads, its errors, the node (masked).
     async fn publish_trigger_report(
         &self,
+        spec: &ReportSpec,
         event: &Event,
         node: Option<&Node>,
         report: &Report,
         mut facts: TransitionFacts,
     ) {
-        let Some(spec) = self
-            .def
-            .transitions()
-            .iter()
-            .flat_map(|t| t.triggers.iter())
-            .find(|g| g.name == facts.trigger)
-            .and_then(|g| g.report.as_ref())
-        else {
-            return;
-        };
         let errors: Vec<_> = report
             .errors
             .iter()
@@ -403,7 +401,7 @@ impl Dispatcher {
     /// `message`; best effort: what fails is logged.
     async fn publish(
         &self,
-        spec: &lifecycle::config::report::ReportSpec,
+        spec: &ReportSpec,
         event: &Event,
         node: Option<&Node>,
         transition: Option<&TransitionFacts>,
@@ -519,7 +517,7 @@ impl Dispatcher {
             .flatten()
             .zip(timeout)
             .map(|(at, t)| epoch_secs(at + t));
-        let last_beat = Some(beat.load(Ordering::Relaxed)).filter(|b| *b > 0);
+        let last_beat = last_beat(beat);
         if let Some(lc) = event.lifecycle.as_mut() {
             lc.due_at = action_due(lc.due_at.or(from_event), last_beat, timeout);
         }
@@ -542,7 +540,7 @@ impl Dispatcher {
         let Some(lc) = &event.lifecycle else {
             return fault;
         };
-        let last_beat = Some(beat.load(Ordering::Relaxed)).filter(|b| *b > 0);
+        let last_beat = last_beat(beat);
         let due = action_due(lc.due_at, last_beat, timeout);
         match too_near(due, self.services.clock.now(), self.options.action_margin) {
             Some(left) => {
@@ -865,6 +863,11 @@ fn item_type(event: &Event) -> String {
         .filter(|t| !t.trim().is_empty())
         .unwrap_or(TYPE_UNKNOWN)
         .to_owned()
+}
+
+/// The last heartbeat this invocation sent (epoch seconds), if any.
+fn last_beat(beat: &AtomicU64) -> Option<u64> {
+    Some(beat.load(Ordering::Relaxed)).filter(|b| *b > 0)
 }
 
 /// A token unique to one processing of one event: 128 random bits.
