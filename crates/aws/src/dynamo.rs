@@ -37,8 +37,8 @@ use aws_sdk_dynamodb::types::{
 use lifecycle::Fault;
 use lifecycle::delivery::{
     self, ATTR_COMMAND_ID, ATTR_DELIVERY, ATTR_LEASE_OWNER, ATTR_LEASE_UNTIL, ATTR_OUTCOME,
-    ATTR_OWNER, ATTR_REMOVED, ATTR_RESUME, Begin, Claim, DONE, IN_PROGRESS, Lease, Reservation,
-    Resume, epoch_ms, epoch_secs,
+    ATTR_OWNER, ATTR_REMOVED, ATTR_RESUME, Begin, Claim, DONE, EntryWrite, IN_PROGRESS, Lease,
+    NodeWrite, Reservation, Resume, Written, epoch_ms, epoch_secs,
 };
 use lifecycle::node::{
     ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, CommandRecord, Node, STATUS_NEW, TYPE_COMMAND,
@@ -448,17 +448,23 @@ impl NodeStore for DynamoStore {
         Ok(())
     }
 
-    async fn claim(&self, id: &str, lease: &Lease, now: SystemTime) -> Result<Claim, Fault> {
-        let result = self
+    async fn claim(
+        &self,
+        id: &str,
+        lease: &Lease,
+        delivery: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Claim, Fault> {
+        let mut update = String::from("SET #lo = :me, #lu = :until");
+        let mut condition = String::from(
+            "attribute_not_exists(#rm) AND (attribute_not_exists(#t) OR #t <> :command) \
+             AND (attribute_not_exists(#lo) OR #lo = :me OR #lu <= :now)",
+        );
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(id)))
-            .update_expression("SET #lo = :me, #lu = :until")
-            .condition_expression(
-                "attribute_not_exists(#rm) AND (attribute_not_exists(#t) OR #t <> :command) \
-                 AND (attribute_not_exists(#lo) OR #lo = :me OR #lu <= :now)",
-            )
             .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
             .expression_attribute_names("#lu", ATTR_LEASE_UNTIL)
             .expression_attribute_names("#rm", ATTR_REMOVED)
@@ -466,34 +472,225 @@ impl NodeStore for DynamoStore {
             .expression_attribute_values(":me", s(&lease.owner))
             .expression_attribute_values(":until", n(epoch_ms(lease.until)))
             .expression_attribute_values(":now", n(epoch_ms(now)))
-            .expression_attribute_values(":command", s(TYPE_COMMAND))
-            .return_values(ReturnValue::AllNew)
+            .expression_attribute_values(":command", s(TYPE_COMMAND));
+        if let Some(entry_key) = delivery {
+            // The event's delivery entry, begun in the same write: none yet, ours, or one
+            // whose processing died (expired) — `lifecycle::delivery::begin`'s rule.
+            update.push_str(", #d = :entry");
+            condition.push_str(" AND (attribute_not_exists(#d) OR #d.#o = :me OR #d.#x < :nows)");
+            let entry = HashMap::from([
+                (ATTR_DELIVERY.to_owned(), s(IN_PROGRESS)),
+                (ATTR_OWNER.to_owned(), s(&lease.owner)),
+                (ATTR_EXPIRES.to_owned(), n(epoch_secs(lease.until) + 1)),
+            ]);
+            req = req
+                .expression_attribute_names("#d", entry_key)
+                .expression_attribute_names("#o", ATTR_OWNER)
+                .expression_attribute_names("#x", ATTR_EXPIRES)
+                .expression_attribute_values(":entry", AttributeValue::M(entry))
+                .expression_attribute_values(":nows", n(epoch_secs(now)));
+        }
+        let result = req
+            .update_expression(update)
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let item = match result {
-            Ok(out) => out.attributes().cloned().unwrap_or_default(),
-            Err(e) => {
-                let old = update_refused(Err(e))?.unwrap_or_default();
-                if is_command(&old) {
-                    return Err(Fault::Corrupt {
-                        id: id.to_owned(),
-                        reason: "the item is a command record, not a node".into(),
-                    });
-                }
-                let old = item_to_json(id, &old)?;
-                // What the core's decision says of the item found: held or removed.
-                return match delivery::claim(id, Some(&old), lease, now) {
-                    Err(found) => Ok(found),
-                    Ok(_) => Err(Fault::transient(format!(
-                        "claim of {id}: the condition failed, then held for an item that allows it"
-                    ))),
-                };
+        let replaced = match &result {
+            Ok(out) => Some(out.attributes().cloned().unwrap_or_default()),
+            Err(_) => None,
+        };
+        let refused = update_refused(result)?;
+        let raw = replaced.or_else(|| refused.clone()).unwrap_or_default();
+        if is_command(&raw) {
+            return Err(Fault::Corrupt {
+                id: id.to_owned(),
+                reason: "the item is a command record, not a node".into(),
+            });
+        }
+        let old = item_to_json(id, &raw)?;
+        let old = (!old.is_empty()).then_some(old);
+        // What the core's decision says of the item found: the claim it made, or what stopped
+        // it (held, removed, the event done).
+        let decided = delivery::claim(id, old.as_ref(), lease, delivery, now);
+        let claimed = match (refused, decided) {
+            (Some(_), Err(found)) => return Ok(found),
+            (Some(_), Ok(_)) => {
+                return Err(Fault::transient(format!(
+                    "claim of {id}: the condition failed, then held for an item that allows it"
+                )));
+            }
+            (None, Ok(claimed)) => claimed,
+            (None, Err(found)) => {
+                return Err(Fault::transient(format!(
+                    "claim of {id}: written, though the item found refuses it ({found:?})"
+                )));
             }
         };
-        let item = item_to_json(id, &item)?;
-        let existed = !delivery::is_bare(&item);
-        delivery::claimed(item, existed)
+        if let (Some(entry_key), Some(resume)) = (delivery, &claimed.resume) {
+            // The entry replaced was committing a transition: it goes on the fresh entry
+            // again, so that should this processing die too, the next one still resumes it.
+            // Best effort: this processing resumes it either way.
+            let write = NodeWrite {
+                delivery: Some((entry_key.to_owned(), EntryWrite::Mark(resume.clone()))),
+                ..NodeWrite::default()
+            };
+            if let Err(e) = self.write(id, &lease.owner, &write).await {
+                tracing::warn!(node = %id, error = %e, "could not record the resumed transition again");
+            }
+        }
+        let existed = old.as_ref().is_some_and(|o| !delivery::is_bare(o));
+        delivery::claimed(claimed, existed)
+    }
+
+    async fn write(&self, id: &str, owner: &str, w: &NodeWrite) -> Result<(), Fault> {
+        check_properties(id, &w.properties)?;
+        let mut sets: Vec<String> = Vec::new();
+        let mut removes: Vec<String> = Vec::new();
+        let mut conditions = vec![
+            "attribute_exists(#id)".to_owned(),
+            "attribute_not_exists(#rm)".to_owned(),
+            "#lo = :me".to_owned(),
+        ];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .expression_attribute_names("#id", ATTR_IDENT)
+            .expression_attribute_names("#rm", ATTR_REMOVED)
+            .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
+            .expression_attribute_values(":me", s(owner));
+        if let Some((expected, new)) = &w.status {
+            sets.push("#s = :new".into());
+            // The status written last, or already the new one (our own write, retried).
+            conditions.push(if expected == STATUS_NEW {
+                "(attribute_not_exists(#s) OR #s = :expected OR #s = :new)".into()
+            } else {
+                "(#s = :expected OR #s = :new)".into()
+            });
+            req = req
+                .expression_attribute_names("#s", ATTR_STATUS)
+                .expression_attribute_values(":expected", s(expected))
+                .expression_attribute_values(":new", s(new));
+        }
+        let props = w.properties.iter().filter(|(k, _)| {
+            k.as_str() != ATTR_IDENT && k.as_str() != ATTR_STATUS && !delivery::is_internal(k)
+        });
+        for (i, (k, v)) in props.enumerate() {
+            sets.push(format!("#p{i} = :p{i}"));
+            req = req
+                .expression_attribute_names(format!("#p{i}"), k)
+                .expression_attribute_values(format!(":p{i}"), to_attribute(v));
+        }
+        if let Some((entry_key, write)) = &w.delivery {
+            conditions.push("attribute_exists(#d)".into());
+            req = req.expression_attribute_names("#d", entry_key);
+            let marker = |r: &Resume| {
+                serde_json::to_value(r)
+                    .map(|v| to_attribute(&v))
+                    .map_err(|e| permanent("UpdateItem", format!("the resume marker: {e}")))
+            };
+            match write {
+                EntryWrite::Mark(r) => {
+                    sets.push("#d.#r = :r".into());
+                    req = req
+                        .expression_attribute_names("#r", ATTR_RESUME)
+                        .expression_attribute_values(":r", marker(r)?);
+                }
+                EntryWrite::Done { outcome, expires } => {
+                    sets.push("#d.#dl = :done, #d.#out = :outcome, #d.#x = :exp".into());
+                    removes.push("#d.#r".into());
+                    req = req
+                        .expression_attribute_names("#dl", ATTR_DELIVERY)
+                        .expression_attribute_names("#out", ATTR_OUTCOME)
+                        .expression_attribute_names("#x", ATTR_EXPIRES)
+                        .expression_attribute_names("#r", ATTR_RESUME)
+                        .expression_attribute_values(":done", s(DONE))
+                        .expression_attribute_values(":outcome", s(outcome))
+                        .expression_attribute_values(":exp", n(epoch_secs(*expires)));
+                }
+                EntryWrite::Forget { now, resume } => {
+                    sets.push("#d.#x = :past".into());
+                    req = req
+                        .expression_attribute_names("#x", ATTR_EXPIRES)
+                        .expression_attribute_values(
+                            ":past",
+                            n(epoch_secs(*now).saturating_sub(1)),
+                        );
+                    if let Some(r) = resume {
+                        sets.push("#d.#r = :r".into());
+                        req = req
+                            .expression_attribute_names("#r", ATTR_RESUME)
+                            .expression_attribute_values(":r", marker(r)?);
+                    }
+                }
+            }
+        }
+        for (i, k) in w.prune.iter().enumerate() {
+            removes.push(format!("#q{i}"));
+            req = req.expression_attribute_names(format!("#q{i}"), k);
+        }
+        if w.release {
+            removes.push("#lo, #lu".into());
+            req = req.expression_attribute_names("#lu", ATTR_LEASE_UNTIL);
+        }
+        let mut update = String::new();
+        if !sets.is_empty() {
+            update = format!("SET {}", sets.join(", "));
+        }
+        if !removes.is_empty() {
+            update = format!("{update} REMOVE {}", removes.join(", "));
+        }
+        let result = req
+            .update_expression(update.trim())
+            .condition_expression(conditions.join(" AND "))
+            .return_values(if w.release {
+                ReturnValue::AllNew
+            } else {
+                ReturnValue::None
+            })
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let bare = match &result {
+            Ok(out) => out.attributes().is_some_and(|a| {
+                a.keys()
+                    .all(|k| k == ATTR_IDENT || delivery::is_internal(k))
+            }),
+            Err(_) => false,
+        };
+        if let Some(old) = update_refused(result)? {
+            // The core decides what the item found means: our own write whose response was
+            // lost (the SDK retried it), or a conflict.
+            let old = item_to_json(id, &old)?;
+            let found = (!old.is_empty()).then_some(&old);
+            return match delivery::write_node(id, found, owner, w)? {
+                Written::Unchanged => Ok(()),
+                Written::Item(_) | Written::Delete => Err(Fault::transient(format!(
+                    "write of {id}: the condition failed, then held for an item that allows it"
+                ))),
+            };
+        }
+        if bare {
+            // The claim created the item and nothing of a node was written since.
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(id)))
+                .condition_expression(
+                    "attribute_not_exists(#s) AND attribute_not_exists(#t) AND attribute_not_exists(#lo)",
+                )
+                .expression_attribute_names("#s", ATTR_STATUS)
+                .expression_attribute_names("#t", ATTR_TYPE)
+                .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
+                .send()
+                .await;
+            delete_refused(result)?;
+        }
+        Ok(())
     }
 
     async fn release(&self, id: &str, owner: &str) -> Result<(), Fault> {
@@ -587,9 +784,7 @@ impl NodeStore for DynamoStore {
         let props: Vec<(&String, &Value)> = properties
             .iter()
             .filter(|(k, _)| {
-                k.as_str() != ATTR_IDENT
-                    && k.as_str() != ATTR_STATUS
-                    && !delivery::INTERNAL_ATTRIBUTES.contains(&k.as_str())
+                k.as_str() != ATTR_IDENT && k.as_str() != ATTR_STATUS && !delivery::is_internal(k)
             })
             .collect();
         if props.is_empty() {
@@ -683,7 +878,30 @@ impl DynamoStore {
     ///
     /// # Errors
     /// A [`Fault::Service`].
-    pub async fn forget_for_replay(&self, key_: &str, now: SystemTime) -> Result<bool, Fault> {
+    pub async fn forget_for_replay(
+        &self,
+        key_: &str,
+        node: Option<&str>,
+        now: SystemTime,
+    ) -> Result<bool, Fault> {
+        if let Some(node) = node {
+            // A lifecycle event's entry on its node (`lifecycle::delivery::drop_entry_for_replay`).
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(node)))
+                .update_expression("REMOVE #d")
+                .condition_expression("#d.#dl = :done OR #d.#x < :now")
+                .expression_attribute_names("#d", key_)
+                .expression_attribute_names("#dl", ATTR_DELIVERY)
+                .expression_attribute_names("#x", ATTR_EXPIRES)
+                .expression_attribute_values(":done", s(DONE))
+                .expression_attribute_values(":now", n(epoch_secs(now)))
+                .send()
+                .await;
+            return Ok(update_refused(result)?.is_none());
+        }
         let result = self
             .client
             .delete_item()

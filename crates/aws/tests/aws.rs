@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::{Region, SdkConfig};
 use lifecycle::config::declared::RecordAction;
-use lifecycle::delivery::{Begin, Claim, Lease, Reservation, Resume};
+use lifecycle::delivery::{Begin, Claim, EntryWrite, Lease, NodeWrite, Reservation, Resume};
 use lifecycle::event::{LifecycleData, LifecycleResult, LifecycleTransition};
 use lifecycle::redact::Sensitive;
 use lifecycle::{CommandRecord, Fault, FaultKind, Node};
@@ -206,14 +206,14 @@ async fn racing_claims_leave_one_holder_and_only_it_writes() {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
             let lease = lease(&format!("owner-{i}"), now + Duration::from_secs(60));
-            let claim = s.claim("i-race", &lease, now).await.unwrap();
+            let claim = s.claim("i-race", &lease, None, now).await.unwrap();
             (lease, claim)
         }));
     }
     let mut holders = Vec::new();
     for t in tasks {
         match t.await.unwrap() {
-            (lease, Claim::Claimed { node, created }) => {
+            (lease, Claim::Claimed { node, created, .. }) => {
                 assert_eq!((node.status.as_str(), created), ("ready", false));
                 holders.push(lease);
             }
@@ -313,6 +313,7 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
         from: "joining".into(),
         trigger: "joined".into(),
         to: "ready".into(),
+        after_done: false,
     };
     store.mark(&committed, "a", &resume).await.unwrap();
     store.forget(&committed, "a", now, true).await.unwrap();
@@ -324,19 +325,22 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
 
     // Leases: a missing node is created bare and deleted on release.
     let id = format!("i-{tag}");
-    match store.claim(&id, &a, now).await.unwrap() {
-        Claim::Claimed { node, created } => {
+    match store.claim(&id, &a, None, now).await.unwrap() {
+        Claim::Claimed { node, created, .. } => {
             assert_eq!((node.status.as_str(), created), ("new", true))
         }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        store.claim(&id, &b, now).await.unwrap(),
+        store.claim(&id, &b, None, now).await.unwrap(),
         Claim::Held { .. }
     ));
     store.release(&id, "b").await.unwrap();
     assert!(
-        matches!(store.claim(&id, &b, now).await.unwrap(), Claim::Held { .. }),
+        matches!(
+            store.claim(&id, &b, None, now).await.unwrap(),
+            Claim::Held { .. }
+        ),
         "another's release changes nothing"
     );
     store.release(&id, "a").await.unwrap();
@@ -349,7 +353,7 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
     // A status write under the lease; the same write again is our lost response, not a
     // conflict; a write without the lease conflicts.
     assert!(matches!(
-        store.claim(&id, &a, now).await.unwrap(),
+        store.claim(&id, &a, None, now).await.unwrap(),
         Claim::Claimed { .. }
     ));
     store
@@ -373,7 +377,7 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
     assert_eq!(store.get(&id).await.unwrap().unwrap().status, "pending");
     // The lease is gone: anyone may claim.
     assert!(matches!(
-        store.claim(&id, &b, now).await.unwrap(),
+        store.claim(&id, &b, None, now).await.unwrap(),
         Claim::Claimed { .. }
     ));
     // A tombstone: never claimed again, never written, invisible to queries.
@@ -381,7 +385,10 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
         .remove(&id, now + Duration::from_secs(3600))
         .await
         .unwrap();
-    assert_eq!(store.claim(&id, &a, now).await.unwrap(), Claim::Removed);
+    assert_eq!(
+        store.claim(&id, &a, None, now).await.unwrap(),
+        Claim::Removed
+    );
     assert!(store.get(&id).await.unwrap().unwrap().is_removed());
     assert!(store.set_status(&id, "new", "ready", None).await.is_err());
     assert!(
@@ -390,6 +397,111 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
             .await
             .is_err()
     );
+
+    // A lifecycle event's delivery lives on its node: one claim records it, one final write
+    // settles it with the state reached, and a redelivery is a duplicate; a processing that
+    // died having marked a transition is resumed by the next claim.
+    let id = format!("i-{tag}-launch");
+    let key = format!("delivery#action#{tag}-token#launching");
+    store
+        .put(&self::node(
+            &id,
+            "finished_cloud_init",
+            json!({"ItemType": "worker"}),
+        ))
+        .await
+        .unwrap();
+    let Claim::Claimed { resume: None, .. } = store.claim(&id, &a, Some(&key), now).await.unwrap()
+    else {
+        panic!("a first claim with a delivery entry");
+    };
+    assert!(
+        matches!(
+            store.claim(&id, &b, Some(&key), now).await.unwrap(),
+            Claim::Held { .. }
+        ),
+        "a second delivery while the first runs"
+    );
+    let entry = store.get(&id).await.unwrap().unwrap();
+    assert!(
+        entry.properties.keys().all(|k| !k.starts_with("delivery#")),
+        "the entry is not a property: {entry:?}"
+    );
+    let marker = Resume {
+        from: "finished_cloud_init".into(),
+        trigger: "join".into(),
+        to: "joining".into(),
+        after_done: false,
+    };
+    let flush = NodeWrite {
+        status: Some(("finished_cloud_init".into(), "joining".into())),
+        delivery: Some((key.clone(), EntryWrite::Mark(marker.clone()))),
+        ..NodeWrite::default()
+    };
+    store.write(&id, "a", &flush).await.unwrap();
+    store
+        .write(&id, "a", &flush)
+        .await
+        .expect("our own flush, retried, is ours");
+    assert!(matches!(
+        store.write(&id, "b", &flush).await,
+        Err(Fault::Conflict { .. })
+    ));
+    // "a" dies: after its lease, the redelivery claims the node and resumes the transition.
+    let late = now + Duration::from_secs(3600);
+    let c = lease("c", late + Duration::from_secs(600));
+    match store.claim(&id, &c, Some(&key), late).await.unwrap() {
+        Claim::Claimed { node, resume, .. } => {
+            assert_eq!(node.status, "joining");
+            assert_eq!(resume, Some(marker));
+        }
+        other => panic!("{other:?}"),
+    }
+    let last = NodeWrite {
+        status: Some(("joining".into(), "ready".into())),
+        properties: props(json!({"ChangedAt": 1})),
+        delivery: Some((
+            key.clone(),
+            EntryWrite::Done {
+                outcome: "no_trigger in ready".into(),
+                expires: late + Duration::from_secs(86_400),
+            },
+        )),
+        release: true,
+        ..NodeWrite::default()
+    };
+    store.write(&id, "c", &last).await.unwrap();
+    store
+        .write(&id, "c", &last)
+        .await
+        .expect("our own final write, retried after a lost response, is ours");
+    let done = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(done.status, "ready");
+    assert!(!done.properties.contains_key("LeaseOwner"));
+    assert_eq!(
+        store.claim(&id, &b, Some(&key), late).await.unwrap(),
+        Claim::Done {
+            outcome: "no_trigger in ready".into()
+        },
+        "a redelivery after the end is a duplicate"
+    );
+    // A claim for an instance with no node, settled without a state: nothing is left.
+    let ghost = format!("i-{tag}-ghost");
+    assert!(matches!(
+        store.claim(&ghost, &a, Some(&key), now).await.unwrap(),
+        Claim::Claimed { created: true, .. }
+    ));
+    let bare = NodeWrite {
+        release: true,
+        ..last.clone()
+    };
+    let bare = NodeWrite {
+        status: None,
+        properties: Map::new(),
+        ..bare
+    };
+    store.write(&ghost, "a", &bare).await.unwrap();
+    assert_eq!(store.get(&ghost).await.unwrap(), None);
 
     // Send guards: once reserved, another finds it unknown; once sent, everyone finds the id.
     let guard = format!("send#{tag}");
@@ -438,7 +550,7 @@ async fn the_delivery_contract_holds_on_dynamodb() {
     );
     assert!(
         !store
-            .forget_for_replay("delivery#event#r", now)
+            .forget_for_replay("delivery#event#r", None, now)
             .await
             .unwrap()
     );
@@ -453,7 +565,7 @@ async fn the_delivery_contract_holds_on_dynamodb() {
         .unwrap();
     assert!(
         store
-            .forget_for_replay("delivery#event#r", now)
+            .forget_for_replay("delivery#event#r", None, now)
             .await
             .unwrap()
     );
@@ -464,7 +576,7 @@ async fn the_delivery_contract_holds_on_dynamodb() {
     );
     assert!(
         !store
-            .forget_for_replay("delivery#event#none", now)
+            .forget_for_replay("delivery#event#none", None, now)
             .await
             .unwrap()
     );

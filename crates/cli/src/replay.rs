@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use lifecycle::Deadline;
-use lifecycle::delivery::delivery_key;
+use lifecycle::delivery::{delivery_key, on_node};
 use lifecycle::event::{self, EventError, Parsed};
 use lifecycle_embedded::{FileItems, LocalStore, ManualClock, Recorder};
 use lifecycle_runtime::{Dispatcher, Options, Registry, Report, Services};
@@ -135,14 +135,20 @@ async fn replay(
     // On purpose: a processed event's delivery record goes, so it is not a duplicate.
     if let Some(key) = event.as_ref().and_then(delivery_key) {
         let now = SystemTime::now();
+        // A lifecycle event's delivery is an entry on its node.
+        let node = event
+            .as_ref()
+            .filter(|e| on_node(e))
+            .and_then(|e| e.lifecycle.as_ref())
+            .map(|l| l.instance_id.as_str());
         let dropped = match source {
             Source::Table(table) => table
                 .0
-                .forget_for_replay(&key, now)
+                .forget_for_replay(&key, node, now)
                 .await
                 .map_err(|e| e.to_string())?,
             Source::File(store) => store
-                .forget_for_replay(&key, now)
+                .forget_for_replay(&key, node, now)
                 .map_err(|e| e.to_string())?,
         };
         if dropped {
@@ -169,8 +175,8 @@ async fn replay(
     })
 }
 
-/// Copies the state table — nodes, command records, send guards; not the delivery records,
-/// so the replay is not a duplicate — from the source into `copy`: node queries (`nodes:`
+/// Copies the state table — nodes, command records, send guards; not the delivery records
+/// or entries, so the replay is not a duplicate — from the source into `copy`: node queries (`nodes:`
 /// aliases, `node_count`) see what they would see. On DynamoDB that is a `Scan`.
 async fn copy_state(source: &Source, copy: &LocalStore) -> Result<(), String> {
     let items = match source {
@@ -178,12 +184,14 @@ async fn copy_state(source: &Source, copy: &LocalStore) -> Result<(), String> {
         Source::File(store) => store.items(),
     }
     .map_err(|e| e.to_string())?;
-    for item in items {
+    for mut item in items {
         let delivery = item
             .get(lifecycle::node::ATTR_IDENT)
             .and_then(serde_json::Value::as_str)
             .is_some_and(|id| id.starts_with(lifecycle::delivery::DELIVERY_PREFIX));
         if !delivery {
+            // Nor the delivery entries on nodes, nor the leases: the copy replays afresh.
+            item.retain(|k, _| !lifecycle::delivery::is_internal(k));
             copy.insert_item(item).map_err(|e| e.to_string())?;
         }
     }

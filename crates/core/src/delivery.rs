@@ -1,19 +1,23 @@
 //! Delivery guarantees (SPEC 9) as data and decisions: the items that make processing
 //! exactly-once under at-least-once delivery, and what each conditional write of them decides.
 //!
-//! Four kinds of item share the state table with nodes and command records:
+//! Four kinds of item and attribute share the state table with nodes and command records:
 //!
-//! - **The delivery record** (`delivery#<key>`): one per event, keyed by the lifecycle
-//!   action token of a lifecycle event from Auto Scaling, else by the innermost event id
-//!   ([`delivery_key`]). Written `in_progress` before anything else, expiring at the
+//! - **The delivery** of an event, keyed by the lifecycle action token of a lifecycle event
+//!   from Auto Scaling, else by the innermost event id ([`delivery_key`]). A lifecycle
+//!   action's is an **entry on its node's item** (an attribute named by the key, [`on_node`]),
+//!   begun by the same conditional write that claims the node ([`claim`]) and ended by the
+//!   node's final write ([`write_node`]); any other event's is a **record of its own**
+//!   (`delivery#<key>`), written before anything else. Either is `in_progress` until the
 //!   invocation's deadline, so a crashed invocation never blocks its retry; `done` with the
 //!   outcome and a day's expiry once processing ended; expired at once when it ended
-//!   retryable, so the retry runs (and resumes a transition it had committed). A second
+//!   retryable, so the retry runs (and resumes the transition it had entered). A second
 //!   delivery finds it and stops as a duplicate.
 //! - **The lease** on a node (`LeaseOwner`, `LeaseUntil` on the node's own item): taken before
 //!   the first side effect, ending at the invocation's deadline. Only its holder runs tasks
 //!   and writes the node's state; everyone else waits for it (bounded) or stops having done
-//!   nothing.
+//!   nothing. The holder writes the node only before a task whose repetition matters and at
+//!   the end ([`NodeWrite`]): states in between are not written on their own.
 //! - **The send guard** (`send#<key>`): written before an SSM command is sent, holding the
 //!   command id once sent, so a command goes out at most once per transition and node.
 //! - **The tombstone**: what `remove_from_db` leaves in place of a node (`Removed`, with an
@@ -95,6 +99,11 @@ pub struct Resume {
     pub trigger: String,
     /// The state it entered.
     pub to: String,
+    /// The trigger's `after` tasks all ran: a redelivery starts afresh from `to` — past the
+    /// launch and termination guards, which the first processing passed — instead of running
+    /// them again. Absent in markers written before it existed: they ran, to be safe, again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_done: bool,
 }
 
 /// What [`begin`] found.
@@ -126,14 +135,24 @@ pub enum Claim {
         node: Node,
         /// True when the claim created the item: there was no node.
         created: bool,
+        /// The claim began the event's delivery entry, and an earlier processing of the
+        /// event died (or ended retryable) having committed this transition: resume it.
+        resume: Option<Resume>,
+        /// Expired delivery entries of other events on the item: the final write drops them.
+        stale: Vec<String>,
     },
-    /// Another invocation holds the node.
+    /// Another invocation holds the node (or is processing the same event).
     Held {
         /// When its lease ends.
         until: SystemTime,
     },
     /// The node was removed: the item is a tombstone.
     Removed,
+    /// The event's delivery entry on the node says it was processed already.
+    Done {
+        /// How that processing ended.
+        outcome: String,
+    },
 }
 
 /// What a reservation of a send found.
@@ -331,6 +350,19 @@ pub fn may_replay(old: Option<&Item>, now: SystemTime) -> bool {
     old.is_some_and(|o| string(o, ATTR_DELIVERY) == Some(DONE) || expired(o, now))
 }
 
+/// An operator's replay on a node's item: the item without the delivery entry `key` when
+/// [`may_replay`] allows dropping it; `None` when there is nothing to drop.
+pub fn drop_entry_for_replay(old: Option<&Item>, key: &str, now: SystemTime) -> Option<Item> {
+    let old = old?;
+    let entry = old.get(key).and_then(Value::as_object);
+    if !may_replay(entry, now) {
+        return None;
+    }
+    let mut item = old.clone();
+    item.remove(key);
+    Some(item)
+}
+
 /// Giving up a delivery that ended retryable: `owner`'s record, expired as of `now` so the
 /// retry begins at once, still `in_progress` and still holding the transition it was
 /// committing — a retry after the state write then resumes it and runs the trigger's `after`
@@ -351,12 +383,35 @@ pub fn forget(old: Option<&Item>, owner: &str, now: SystemTime, keep_resume: boo
     Some(item)
 }
 
-/// Claiming a node: the item to write, or what stops it. The condition: not a tombstone,
-/// and no live lease of another invocation. A missing item is created (status `new`).
+/// What a claim writes: the node's item with the lease (and the delivery entry, when the
+/// event's delivery lives on the node), and what the claim learnt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The item to write.
+    pub item: Item,
+    /// What an earlier, dead processing of the same event was committing ([`Resume`]).
+    pub resume: Option<Resume>,
+    /// Expired delivery entries of other events on the item, for the final write to drop.
+    pub stale: Vec<String>,
+}
+
+/// Claiming a node: the item to write, or what stops it. The condition: not a tombstone, no
+/// live lease of another invocation, and — when `delivery` names the event's delivery entry
+/// on the node (a lifecycle event: [`on_node`]) — no entry of another processing that is done
+/// or still live ([`begin`]'s rule). A missing item is created (status `new`). One write
+/// thus both claims the node and records the event.
 ///
 /// # Errors
-/// [`Claim::Held`] or [`Claim::Removed`].
-pub fn claim(id: &str, old: Option<&Item>, lease: &Lease, now: SystemTime) -> Result<Item, Claim> {
+/// [`Claim::Held`], [`Claim::Removed`] or [`Claim::Done`]: the store's answer as it is (never
+/// the large [`Claim::Claimed`]).
+#[allow(clippy::result_large_err)]
+pub fn claim(
+    id: &str,
+    old: Option<&Item>,
+    lease: &Lease,
+    delivery: Option<&str>,
+    now: SystemTime,
+) -> Result<Claimed, Claim> {
     if let Some(old) = old {
         if is_tombstone(old) {
             return Err(Claim::Removed);
@@ -369,18 +424,59 @@ pub fn claim(id: &str, old: Option<&Item>, lease: &Lease, now: SystemTime) -> Re
     item.insert(ATTR_IDENT.into(), id.into());
     item.insert(ATTR_LEASE_OWNER.into(), lease.owner.clone().into());
     item.insert(ATTR_LEASE_UNTIL.into(), epoch_ms(lease.until).into());
-    Ok(item)
+    let mut resume = None;
+    if let Some(key) = delivery {
+        let entry = old.and_then(|o| o.get(key)).and_then(Value::as_object);
+        let mut fresh = begin(key, entry, lease, now).map_err(|found| match found {
+            Begin::Done { outcome } => Claim::Done { outcome },
+            Begin::InProgress { until } => Claim::Held { until },
+            Begin::Begun | Begin::Resume(_) => Claim::Held { until: now },
+        })?;
+        fresh.remove(ATTR_IDENT);
+        if let Begin::Resume(r) = begun(entry) {
+            fresh.insert(
+                ATTR_RESUME.into(),
+                serde_json::to_value(&r).unwrap_or(Value::Null),
+            );
+            resume = Some(r);
+        }
+        item.insert(key.to_owned(), Value::Object(fresh));
+    }
+    let stale = item
+        .iter()
+        .filter(|(k, v)| {
+            k.starts_with(DELIVERY_PREFIX)
+                && Some(k.as_str()) != delivery
+                && v.as_object().is_none_or(|e| expired(e, now))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    Ok(Claimed {
+        item,
+        resume,
+        stale,
+    })
 }
 
 /// The node a claimed item holds, and whether the claim created it.
 ///
 /// # Errors
 /// [`Fault::Corrupt`] for an item that is not a node.
-pub fn claimed(item: Item, existed: bool) -> Result<Claim, Fault> {
+pub fn claimed(claim: Claimed, existed: bool) -> Result<Claim, Fault> {
     Ok(Claim::Claimed {
-        node: Node::from_item(item)?,
+        node: Node::from_item(claim.item)?,
         created: !existed,
+        resume: claim.resume,
+        stale: claim.stale,
     })
+}
+
+/// True when an event's delivery entry lives on its node's item rather than in a delivery
+/// record of its own: a lifecycle event (not a command's status) — its node is known before
+/// anything is read, so the claim records the event in the same write. Others (command
+/// status events, scheduled events) keep a delivery record.
+pub fn on_node(event: &Event) -> bool {
+    event.lifecycle.is_some() && event.command.is_none()
 }
 
 /// Releasing a node: the item without the lease, `None` to delete it (the claim created it
@@ -402,11 +498,200 @@ pub fn release(old: Option<&Item>, owner: &str) -> Result<Option<Item>, ()> {
     Ok(Some(item))
 }
 
-/// True when an item holds nothing but its key and a lease: what a claim of a node that was
-/// not in the table leaves.
+/// True when an item holds nothing but its key, a lease and delivery entries: what a claim
+/// of a node that was not in the table leaves.
 pub fn is_bare(item: &Item) -> bool {
-    item.keys()
-        .all(|k| k == ATTR_IDENT || INTERNAL_ATTRIBUTES.contains(&k.as_str()))
+    item.keys().all(|k| k == ATTR_IDENT || is_internal(k))
+}
+
+/// True for an attribute of the delivery machinery on a node's item — the lease, and the
+/// delivery entries of its lifecycle events — never shown as a property, never written by a
+/// task.
+pub fn is_internal(name: &str) -> bool {
+    INTERNAL_ATTRIBUTES.contains(&name) || name.starts_with(DELIVERY_PREFIX)
+}
+
+/// What a write to a delivery entry on the node does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryWrite {
+    /// Record the transition being committed (before a side effect whose repetition matters).
+    Mark(Resume),
+    /// Processing ended for good: `done`, with its outcome, remembered until `expires`.
+    Done {
+        /// `stopped_by`, and the final state.
+        outcome: String,
+        /// When a redelivery is no longer recognised.
+        expires: SystemTime,
+    },
+    /// Processing ended retryable: the entry expires as of `now`, so the retry begins at once,
+    /// holding `resume` (`None`: whatever marker it holds stays) for the retry to resume.
+    Forget {
+        /// Now.
+        now: SystemTime,
+        /// The transition the retry resumes.
+        resume: Option<Resume>,
+    },
+}
+
+/// One write by the invocation holding a node (SPEC 9): the state reached (compare-and-set
+/// on the state the table holds), properties, its delivery entry, dropping expired entries,
+/// and — the final write — the release of the lease. Intermediate states between which no
+/// side effect ran are never written on their own: the engine defers them, so a whole
+/// launch is one such write at the end.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeWrite {
+    /// `(expected, new)`: the status the table holds and the one to write.
+    pub status: Option<(String, String)>,
+    /// Properties to set (`ItemType`, `TransientAttempts`, `ChangedAt`).
+    pub properties: Item,
+    /// The event's delivery entry on the node, and what to write in it.
+    pub delivery: Option<(String, EntryWrite)>,
+    /// Delivery entries to drop (expired ones of other events).
+    pub prune: Vec<String>,
+    /// Release the lease (the final write); a node the claim created and nothing was written
+    /// to is deleted.
+    pub release: bool,
+}
+
+/// What [`write_node`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// Write this item.
+    Item(Item),
+    /// Delete the item: the claim created it and nothing of a node was ever written.
+    Delete,
+    /// Nothing to write: the write was made already (our own, whose response was lost), or
+    /// the node was removed by this processing.
+    Unchanged,
+}
+
+/// A write by `owner`, the lease holder: the item to write, or the conflict. The condition:
+/// the item is a node (not a tombstone) under `owner`'s lease, in the expected status.
+/// Finding it without our lease but in the state this very write leaves — the entry ours and
+/// settled, the status the new one — is our own write whose response was lost
+/// ([`Written::Unchanged`]).
+///
+/// # Errors
+/// [`Fault::Conflict`] naming the status found.
+pub fn write_node(
+    id: &str,
+    old: Option<&Item>,
+    owner: &str,
+    w: &NodeWrite,
+) -> Result<Written, Fault> {
+    let found = old
+        .and_then(|o| string(o, ATTR_STATUS))
+        .unwrap_or(STATUS_NEW)
+        .to_owned();
+    let conflict = |found: String| Fault::Conflict {
+        id: id.to_owned(),
+        expected: w
+            .status
+            .as_ref()
+            .map_or_else(|| found.clone(), |(e, _)| e.clone()),
+        found,
+    };
+    let Some(old) = old.filter(|o| !is_tombstone(o)) else {
+        // Removed (by this processing's `remove_from_db`, or the item is gone): a final
+        // write without a state to record has nothing left to do.
+        return if w.status.is_none() && w.release {
+            Ok(Written::Unchanged)
+        } else {
+            Err(conflict(if old.is_some() {
+                "(removed)".into()
+            } else {
+                found
+            }))
+        };
+    };
+    if string(old, ATTR_LEASE_OWNER) != Some(owner) {
+        return if w.release && written_already(old, owner, w, &found) {
+            Ok(Written::Unchanged)
+        } else {
+            Err(conflict(found))
+        };
+    }
+    if let Some((expected, new)) = &w.status
+        && found != *expected
+        && found != *new
+    {
+        return Err(conflict(found));
+    }
+    let mut item = old.clone();
+    if let Some((_, new)) = &w.status {
+        item.insert(ATTR_STATUS.into(), new.clone().into());
+    }
+    for (k, v) in &w.properties {
+        if k != ATTR_IDENT && k != ATTR_STATUS && !is_internal(k) {
+            item.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some((key, write)) = &w.delivery
+        && let Some(entry) = item.get_mut(key).and_then(Value::as_object_mut)
+    {
+        write_entry(entry, write);
+    }
+    for k in &w.prune {
+        item.remove(k);
+    }
+    if w.release {
+        if is_bare(&item) {
+            return Ok(Written::Delete);
+        }
+        for a in INTERNAL_ATTRIBUTES {
+            item.remove(*a);
+        }
+    }
+    Ok(Written::Item(item))
+}
+
+/// Applies `write` to a delivery entry.
+fn write_entry(entry: &mut Item, write: &EntryWrite) {
+    match write {
+        EntryWrite::Mark(r) => {
+            entry.insert(
+                ATTR_RESUME.into(),
+                serde_json::to_value(r).unwrap_or(Value::Null),
+            );
+        }
+        EntryWrite::Done { outcome, expires } => {
+            entry.insert(ATTR_DELIVERY.into(), DONE.into());
+            entry.insert(ATTR_OUTCOME.into(), outcome.clone().into());
+            entry.insert(ATTR_EXPIRES.into(), epoch_secs(*expires).into());
+            entry.remove(ATTR_RESUME);
+        }
+        EntryWrite::Forget { now, resume } => {
+            entry.insert(
+                ATTR_EXPIRES.into(),
+                epoch_secs(*now).saturating_sub(1).into(),
+            );
+            if let Some(r) = resume {
+                entry.insert(
+                    ATTR_RESUME.into(),
+                    serde_json::to_value(r).unwrap_or(Value::Null),
+                );
+            }
+        }
+    }
+}
+
+/// True when `old` is already what `owner`'s final write leaves: its delivery entry ours and
+/// settled as the write settles it, and the status the new one.
+fn written_already(old: &Item, owner: &str, w: &NodeWrite, found: &str) -> bool {
+    let status_ok = w.status.as_ref().is_none_or(|(_, new)| new == found);
+    let entry_ok = match &w.delivery {
+        None => w.status.is_some(),
+        Some((key, write)) => old
+            .get(key)
+            .and_then(Value::as_object)
+            .filter(|e| string(e, ATTR_OWNER) == Some(owner))
+            .is_some_and(|e| match write {
+                EntryWrite::Done { .. } => string(e, ATTR_DELIVERY) == Some(DONE),
+                EntryWrite::Forget { now, .. } => expired(e, *now),
+                EntryWrite::Mark(_) => false,
+            }),
+    };
+    status_ok && entry_ok
 }
 
 /// A node's status write by the lease holder `owner` (or by anyone, `None`, for a node
@@ -556,17 +841,17 @@ mod tests {
     #[test]
     fn a_claim_excludes_others_until_the_lease_ends_and_refuses_tombstones() {
         let a = lease("a", 10_000);
-        let item = claim("i-1", None, &a, at(0)).unwrap();
+        let item = claim("i-1", None, &a, None, at(0)).unwrap().item;
         assert!(is_bare(&item));
         let b = lease("b", 20_000);
         assert_eq!(
-            claim("i-1", Some(&item), &b, at(5_000)),
+            claim("i-1", Some(&item), &b, None, at(5_000)),
             Err(Claim::Held { until: at(10_000) })
         );
-        assert!(claim("i-1", Some(&item), &a, at(5_000)).is_ok());
-        assert!(claim("i-1", Some(&item), &b, at(10_001)).is_ok());
+        assert!(claim("i-1", Some(&item), &a, None, at(5_000)).is_ok());
+        assert!(claim("i-1", Some(&item), &b, None, at(10_001)).is_ok());
         let t = tombstone("i-1", at(0));
-        assert_eq!(claim("i-1", Some(&t), &a, at(0)), Err(Claim::Removed));
+        assert_eq!(claim("i-1", Some(&t), &a, None, at(0)), Err(Claim::Removed));
         // A bare claim is deleted on release; a node keeps its item without the lease.
         assert_eq!(release(Some(&item), "a"), Ok(None));
         assert_eq!(release(Some(&item), "b"), Err(()));
@@ -577,32 +862,157 @@ mod tests {
         assert_eq!(released.get(ATTR_STATUS), Some(&Value::from("ready")));
     }
 
+    fn node(status: &str) -> Item {
+        let mut item = Item::new();
+        item.insert(ATTR_IDENT.into(), "i-1".into());
+        item.insert(ATTR_STATUS.into(), status.into());
+        item
+    }
+
+    fn final_write(key: &str, status: Option<(&str, &str)>, outcome: &str) -> NodeWrite {
+        NodeWrite {
+            status: status.map(|(a, b)| (a.to_owned(), b.to_owned())),
+            delivery: Some((
+                key.to_owned(),
+                EntryWrite::Done {
+                    outcome: outcome.into(),
+                    expires: at(86_400_000),
+                },
+            )),
+            release: true,
+            ..NodeWrite::default()
+        }
+    }
+
+    fn written(w: Result<Written, Fault>) -> Item {
+        match w {
+            Ok(Written::Item(item)) => item,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn status_writes_need_the_lease_and_recognise_their_own_lost_response() {
-        let a = lease("a", 10_000);
-        let item = claim("i-1", None, &a, at(0)).unwrap();
-        let written = set_status("i-1", Some(&item), "new", "pending", Some("a"))
-            .unwrap()
-            .unwrap();
-        // The SDK's retry of the same write finds it done: ours.
-        assert_eq!(
-            set_status("i-1", Some(&written), "new", "pending", Some("a")),
-            Ok(None)
+    fn one_claim_records_the_event_on_the_node_and_a_redelivery_is_a_duplicate() {
+        let key = "delivery#action#t#launching";
+        let a = lease("a", 60_000);
+        let claimed = claim(
+            "i-1",
+            Some(&node("finished_cloud_init")),
+            &a,
+            Some(key),
+            at(0),
+        )
+        .unwrap();
+        assert_eq!(claimed.resume, None);
+        let item = claimed.item;
+        // The entry is not a property of the node.
+        let n = Node::from_item(item.clone()).unwrap();
+        assert!(n.properties.is_empty(), "{:?}", n.properties);
+        // While it runs, a second delivery is held off, as by the lease.
+        let b = lease("b", 70_000);
+        assert!(matches!(
+            claim("i-1", Some(&item), &b, Some(key), at(1_000)),
+            Err(Claim::Held { .. })
+        ));
+        // One final write: the state reached, the entry done, the lease released.
+        let w = final_write(
+            key,
+            Some(("finished_cloud_init", "ready")),
+            "no_trigger in ready",
         );
-        // Anyone else conflicts, whatever the status.
+        let done = written(write_node("i-1", Some(&item), "a", &w));
+        assert!(!done.contains_key(ATTR_LEASE_OWNER));
+        assert_eq!(done.get(ATTR_STATUS), Some(&Value::from("ready")));
+        assert_eq!(
+            claim("i-1", Some(&done), &b, Some(key), at(2_000)),
+            Err(Claim::Done {
+                outcome: "no_trigger in ready".into()
+            })
+        );
+        // Another event of the node is not held up by it.
+        assert!(claim("i-1", Some(&done), &b, Some("delivery#event#x"), at(2_000)).is_ok());
+        // The SDK's retry of the final write, whose response was lost, finds it made: ours.
+        assert_eq!(
+            write_node("i-1", Some(&done), "a", &w),
+            Ok(Written::Unchanged)
+        );
+        // Anyone else's final write conflicts.
         assert!(matches!(
-            set_status("i-1", Some(&written), "pending", "ready", Some("b")),
+            write_node("i-1", Some(&done), "b", &w),
             Err(Fault::Conflict { .. })
         ));
+    }
+
+    #[test]
+    fn a_redelivery_after_a_crash_resumes_the_marked_transition_and_prunes_stale_entries() {
+        let key = "delivery#action#t#launching";
+        let a = lease("a", 60_000);
+        let mut old = node("finished_cloud_init");
+        let mut stale = Item::new();
+        stale.insert(ATTR_EXPIRES.into(), 1.into());
+        old.insert("delivery#event#old".into(), Value::Object(stale));
+        let claimed = claim("i-1", Some(&old), &a, Some(key), at(10_000)).unwrap();
+        assert_eq!(claimed.stale, vec!["delivery#event#old".to_owned()]);
+        let marker = Resume {
+            from: "finished_cloud_init".into(),
+            trigger: "join".into(),
+            to: "joining".into(),
+            after_done: false,
+        };
+        // A flush before a task whose repetition matters: the state and the marker.
+        let flush = NodeWrite {
+            status: Some(("finished_cloud_init".into(), "joining".into())),
+            delivery: Some((key.into(), EntryWrite::Mark(marker.clone()))),
+            ..NodeWrite::default()
+        };
+        let flushed = written(write_node("i-1", Some(&claimed.item), "a", &flush));
+        // The invocation dies; its lease and entry expire. The redelivery resumes.
+        let b = lease("b", 200_000);
+        let again = claim("i-1", Some(&flushed), &b, Some(key), at(62_000)).unwrap();
+        assert_eq!(again.resume, Some(marker));
+        // Its final write drops the stale entry, and a bare item would go entirely.
+        let mut w = final_write(key, Some(("joining", "ready")), "x");
+        w.prune = again.stale.clone();
+        let done = written(write_node("i-1", Some(&again.item), "b", &w));
+        assert!(!done.contains_key("delivery#event#old"));
+        let bare = claim("i-2", None, &a, Some(key), at(0)).unwrap().item;
+        assert_eq!(
+            write_node("i-2", Some(&bare), "a", &final_write(key, None, "x")),
+            Ok(Written::Delete)
+        );
+    }
+
+    #[test]
+    fn a_write_needs_the_lease_and_the_status_written_last() {
+        let a = lease("a", 60_000);
+        let item = claim("i-1", Some(&node("ready")), &a, None, at(0))
+            .unwrap()
+            .item;
+        let w = NodeWrite {
+            status: Some(("offline".into(), "drained".into())),
+            ..NodeWrite::default()
+        };
         assert!(matches!(
-            set_status("i-1", Some(&written), "new", "pending", Some("b")),
-            Err(Fault::Conflict { .. })
+            write_node("i-1", Some(&item), "a", &w),
+            Err(Fault::Conflict { found, .. }) if found == "ready"
         ));
-        // Without an owner (an operator's write) only the status counts.
-        assert!(
-            set_status("i-1", Some(&written), "pending", "ready", None)
-                .unwrap()
-                .is_some()
+        let w = NodeWrite {
+            status: Some(("ready".into(), "offline".into())),
+            ..NodeWrite::default()
+        };
+        let moved = written(write_node("i-1", Some(&item), "a", &w));
+        // Our own write again (a lost response) is ours; another's is not.
+        assert!(write_node("i-1", Some(&moved), "a", &w).is_ok());
+        assert!(write_node("i-1", Some(&moved), "b", &w).is_err());
+        // A node removed by this processing: the final write has nothing left to do.
+        let t = tombstone("i-1", at(0));
+        let last = NodeWrite {
+            release: true,
+            ..NodeWrite::default()
+        };
+        assert_eq!(
+            write_node("i-1", Some(&t), "a", &last),
+            Ok(Written::Unchanged)
         );
     }
 

@@ -283,8 +283,17 @@ enum Entry {
 enum Pending {
     None,
     Task,
-    Condition { unless: bool },
-    Persist { to: StateId, entry: Entry },
+    Condition {
+        unless: bool,
+    },
+    Persist {
+        to: StateId,
+        entry: Entry,
+    },
+    /// The deferred state is being written before this task runs.
+    Flush {
+        task: TaskId,
+    },
 }
 
 /// The state machine for one event. See the module docs for the protocol.
@@ -311,6 +320,14 @@ pub struct Engine<'d> {
     fired_log: Vec<(Candidate, StateId)>,
     /// A transition was committed and its `after` tasks have not all run yet.
     commit_open: bool,
+    /// State writes are deferred ([`Engine::deferring`]).
+    defer: bool,
+    /// The state the table holds, as far as this engine wrote it.
+    stored: StateId,
+    /// How many of `passed` the table holds.
+    written: usize,
+    /// The trigger's own transition that entered the current state in this processing.
+    entered_by: Option<(StateId, &'d str, StateId)>,
     pending: Pending,
     finished: Option<Finish>,
 }
@@ -336,9 +353,39 @@ impl<'d> Engine<'d> {
             from: state,
             fired_log: Vec::new(),
             commit_open: false,
+            defer: false,
+            stored: state,
+            written: 0,
+            entered_by: None,
             pending: Pending::None,
             finished: None,
         }
+    }
+
+    /// The same engine, deferring state writes: a state entered is kept in memory, and the
+    /// engine asks for a write ([`Action::Persist`] from the state the table holds to the
+    /// current one) only before a task whose repetition matters
+    /// ([`Definition::task_repeatable`]). What is left unwritten at the end
+    /// ([`Engine::unwritten`]) the driver writes in its final write. A crash in between
+    /// leaves the table in an earlier state, from which a redelivery runs again only tasks
+    /// that may be repeated. SPEC 9: the fewest writes that stay exactly-once.
+    #[must_use]
+    pub fn deferring(mut self) -> Self {
+        self.defer = true;
+        self
+    }
+
+    /// `(stored, current)` when the current state is not written yet (deferred writes).
+    pub fn unwritten(&self) -> Option<(StateId, StateId)> {
+        (self.stored != self.state).then_some((self.stored, self.state))
+    }
+
+    /// The trigger's own transition that entered the current state in this processing —
+    /// `(from, trigger, to)` — what a driver records with a write so a redelivery after a
+    /// crash resumes it ([`Engine::after_commit`]); `None` when the current state was not
+    /// entered by one (nothing moved yet, or `failure` / an `ignore_errors` destination).
+    pub fn entered_by(&self) -> Option<(StateId, &'d str, StateId)> {
+        self.entered_by
     }
 
     /// True while a transition is committed and its trigger's `after` tasks have not all run:
@@ -385,6 +432,8 @@ impl<'d> Engine<'d> {
         let mut engine = Engine::new(def, from, facts);
         engine.from = from;
         engine.state = to;
+        engine.stored = to;
+        engine.entered_by = Some((from, def.resolve(cands[ci]).1.name.as_str(), to));
         engine.ci = ci;
         engine.stage = Stage::After;
         engine.changed = true;
@@ -456,8 +505,9 @@ impl<'d> Engine<'d> {
     }
 
     /// Ends processing because the invocation's deadline came (the driver checks it before
-    /// each action it performs): every state entered so far is already persisted, so a retry
-    /// resumes from the current state. Answer this instead of performing the pending action.
+    /// each action it performs): every state entered so far is persisted — written, or left
+    /// for the driver's final write ([`Engine::unwritten`]) — so a retry resumes from the
+    /// current state. Answer this instead of performing the pending action.
     pub fn deadline_reached(&mut self) -> Step {
         if let Some(f) = &self.finished {
             return Step::Finished(f.clone());
@@ -498,22 +548,23 @@ impl<'d> Engine<'d> {
                 self.advance()
             }
             (Pending::Persist { to, entry }, Feedback::Persisted) => {
-                self.state = to;
-                self.passed.push(to);
-                match entry {
-                    Entry::Normal => {
-                        self.changed = true;
-                        let (t, _) = self.current();
-                        if t.stop_after_state_change {
-                            return self.finish(StopReason::StopAfterStateChange, None);
-                        }
-                        self.commit_open = true;
-                        self.stage = Stage::After;
-                        self.idx = 0;
-                        self.advance()
-                    }
-                    Entry::Forced | Entry::Failure => self.new_round(),
-                }
+                self.stored = to;
+                self.entered(to, entry)
+            }
+            (Pending::Flush { task }, Feedback::Persisted) => {
+                self.stored = self.state;
+                self.written = self.passed.len();
+                self.run_task(task)
+            }
+            (Pending::Flush { .. }, Feedback::Conflict { found }) => {
+                self.unwind();
+                let f = Finish {
+                    reason: StopReason::Conflict,
+                    error: None,
+                    conflict: Some(found),
+                };
+                self.finished = Some(f.clone());
+                Step::Finished(f)
             }
             (Pending::Persist { .. }, Feedback::Conflict { found }) => {
                 let f = Finish {
@@ -529,6 +580,14 @@ impl<'d> Engine<'d> {
                     state: self.def.state_name(to).to_owned(),
                     error,
                 };
+                self.finish(StopReason::Error, Some(e))
+            }
+            (Pending::Flush { .. }, Feedback::PersistFailed(error)) => {
+                let e = EngineError::Persist {
+                    state: self.def.state_name(self.state).to_owned(),
+                    error,
+                };
+                self.unwind();
                 self.finish(StopReason::Error, Some(e))
             }
             (pending, feedback) => {
@@ -607,6 +666,15 @@ impl<'d> Engine<'d> {
     }
 
     fn run_task(&mut self, id: TaskId) -> Step {
+        if self.defer && self.stored != self.state && !self.def.task_repeatable(id) {
+            // A side effect whose repetition matters: the state reached is written first, so
+            // a redelivery after a crash does not run it again from an earlier state.
+            self.pending = Pending::Flush { task: id };
+            return Step::Run(Action::Persist {
+                from: self.stored,
+                to: self.state,
+            });
+        }
         self.trace.push(self.def.task_name(id));
         self.pending = Pending::Task;
         Step::Run(Action::Task { id })
@@ -631,11 +699,53 @@ impl<'d> Engine<'d> {
             };
             return self.finish(StopReason::Error, Some(e));
         }
+        if self.defer {
+            // Kept in memory: written before the next task whose repetition matters, or by
+            // the driver's final write ([`Engine::unwritten`]).
+            return self.entered(to, entry);
+        }
         self.pending = Pending::Persist { to, entry };
         Step::Run(Action::Persist {
             from: self.state,
             to,
         })
+    }
+
+    /// A deferred write failed: the states entered since the last write were never stored, so
+    /// the engine is back where the table is.
+    fn unwind(&mut self) {
+        self.state = self.stored;
+        self.passed.truncate(self.written);
+        self.commit_open = false;
+        self.entered_by = None;
+    }
+
+    /// The state `to` is entered (written, or kept in memory while deferring).
+    fn entered(&mut self, to: StateId, entry: Entry) -> Step {
+        let from = self.state;
+        self.state = to;
+        self.passed.push(to);
+        if !self.defer {
+            self.written = self.passed.len();
+        }
+        match entry {
+            Entry::Normal => {
+                self.changed = true;
+                let (t, g) = self.current();
+                self.entered_by = Some((from, g.name.as_str(), to));
+                if t.stop_after_state_change {
+                    return self.finish(StopReason::StopAfterStateChange, None);
+                }
+                self.commit_open = true;
+                self.stage = Stage::After;
+                self.idx = 0;
+                self.advance()
+            }
+            Entry::Forced | Entry::Failure => {
+                self.entered_by = None;
+                self.new_round()
+            }
+        }
     }
 
     /// An error inside the current trigger (SPEC 4.3).

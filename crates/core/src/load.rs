@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 
 use crate::config::{Definition, StateId};
-use crate::delivery::{Begin, Claim, Resume, delivery_key};
+use crate::delivery::{Begin, Claim, Resume, delivery_key, on_node};
 use crate::event::{Event, Source, TERMINAL_COMMAND_STATUSES};
 use crate::node::{CommandRecord, Node};
 use crate::time::{Deadline, MIN_POLL};
@@ -168,11 +168,15 @@ pub enum LoadStep {
         /// The record's key ([`delivery_key`]).
         key: String,
     },
-    /// Claim the node for this invocation (a conditional write with a lease); answer
+    /// Claim the node for this invocation (a conditional write with a lease), beginning the
+    /// event's delivery entry on the node in the same write when `delivery` names it; answer
     /// [`Loader::claimed`].
     Claim {
         /// The instance id.
         id: String,
+        /// The event's delivery key, when its delivery lives on the node
+        /// ([`on_node`]).
+        delivery: Option<String>,
     },
     /// Read the node (a consistent read); answer [`Loader::node_read`].
     ReadNode {
@@ -282,6 +286,8 @@ pub struct Loader<'d> {
     beat_owed: bool,
     /// The delivery record begun, if any.
     delivery: Option<String>,
+    /// Expired delivery entries of other events on the node's item.
+    stale: Vec<String>,
     /// How long to wait for a busy delivery record or node, and whether that bound is the
     /// invocation's deadline; and what the waiter saw last.
     busy_until: Option<(SystemTime, bool)>,
@@ -304,8 +310,13 @@ pub struct Loaded {
     pub node: Option<Node>,
     /// The command record read, if any: the driver consumes it once the event is processed.
     pub record: Option<CommandRecord>,
-    /// The key of the delivery record begun, if any: the driver ends it.
+    /// The key of the delivery record begun, if any: the driver ends it — in the node's final
+    /// write when it lives on the node ([`Loaded::delivery_on_node`]).
     pub delivery: Option<String>,
+    /// The delivery is an entry on the node's item, not a record of its own.
+    pub delivery_on_node: bool,
+    /// Expired delivery entries of other events on the node, for the final write to drop.
+    pub stale: Vec<String>,
     /// `Some` when the node was claimed: the driver releases it. `true` when the claim
     /// created the node's item (there was no node).
     pub claim_created: Option<bool>,
@@ -330,6 +341,7 @@ impl<'d> Loader<'d> {
             wait: None,
             beat_owed: false,
             delivery: None,
+            stale: Vec::new(),
             busy_until: None,
             busy: None,
             created: None,
@@ -357,11 +369,14 @@ impl<'d> Loader<'d> {
 
     /// The event, node and record, once [`LoadStep::Ready`].
     pub fn into_parts(self) -> Loaded {
+        let delivery_on_node = self.delivery.is_some() && on_node(&self.event);
         Loaded {
             event: self.event,
             node: self.node,
             record: self.record,
+            delivery_on_node,
             delivery: self.delivery,
+            stale: self.stale,
             claim_created: self.created,
             resume: self.resume,
         }
@@ -407,7 +422,10 @@ impl<'d> Loader<'d> {
                 let wake = self.now() + self.rules.record_poll.max(MIN_POLL);
                 self.sleep(wake.min(until), Wake::Take)
             }
-            Phase::Begin => match delivery_key(&self.event).filter(|_| self.delivery.is_none()) {
+            // A lifecycle event's delivery is begun by the claim, on the node.
+            Phase::Begin => match delivery_key(&self.event)
+                .filter(|_| self.delivery.is_none() && !on_node(&self.event))
+            {
                 Some(key) => {
                     self.phase = Phase::Beginning;
                     LoadStep::BeginDelivery { key }
@@ -423,9 +441,9 @@ impl<'d> Loader<'d> {
             Phase::BeginWait => self.busy_sleep(Wake::Begin),
             Phase::Claim => {
                 self.phase = Phase::Claiming;
-                LoadStep::Claim { id: self.node_id() }
+                self.claim_step()
             }
-            Phase::Claiming => LoadStep::Claim { id: self.node_id() },
+            Phase::Claiming => self.claim_step(),
             Phase::ClaimWait => self.busy_sleep(Wake::Claim),
             Phase::Recheck => LoadStep::ReadRecord {
                 command_id: self.command_id(),
@@ -591,7 +609,20 @@ impl<'d> Loader<'d> {
     pub fn claimed(&mut self, claim: Claim, now: SystemTime) {
         self.now = Some(now);
         match claim {
-            Claim::Claimed { node, created } => {
+            Claim::Claimed {
+                node,
+                created,
+                resume,
+                stale,
+            } => {
+                if on_node(&self.event) {
+                    self.delivery = delivery_key(&self.event);
+                    if let Some(resume) = resume {
+                        tracing::warn!(from = %resume.from, to = %resume.to, trigger = %resume.trigger, "an earlier processing of this event died committing a transition; resuming it");
+                        self.resume = Some(resume);
+                    }
+                }
+                self.stale = stale;
                 self.created = Some(created);
                 self.node = Some(node);
                 self.busy_until = None;
@@ -616,6 +647,17 @@ impl<'d> Loader<'d> {
                 );
                 self.finish(LoadStep::NotSupported { reason });
             }
+            Claim::Done { outcome } => {
+                tracing::info!(%outcome, "event already processed: a duplicate delivery");
+                self.finish(LoadStep::Duplicate { outcome });
+            }
+        }
+    }
+
+    fn claim_step(&self) -> LoadStep {
+        LoadStep::Claim {
+            id: self.node_id(),
+            delivery: delivery_key(&self.event).filter(|_| on_node(&self.event)),
         }
     }
 

@@ -22,6 +22,10 @@ pub const ATTR_IDENT: &str = "Ident";
 pub const ATTR_STATUS: &str = "ItemStatus";
 /// Item attribute holding the item's type (`worker`, `manager`, `command`, ...).
 pub const ATTR_TYPE: &str = "ItemType";
+/// Node attribute: when the node's state last changed (epoch milliseconds), written with
+/// every state write — the age `lifecycle nodes` shows, and what the reconciliation sweep
+/// calls progress.
+pub const ATTR_CHANGED_AT: &str = "ChangedAt";
 /// Node attribute counting the deliveries in a row that ended with a transient fault
 /// (SPEC 9): once it reaches `max_transient_attempts`, the next such fault is handled as a
 /// permanent one. Reset when a delivery gets further.
@@ -165,10 +169,9 @@ impl Node {
     pub fn from_item(mut item: Map<String, Value>) -> Result<Self, Fault> {
         let id = ident_of(&item)?;
         item.remove(ATTR_IDENT);
-        // The lease belongs to the delivery machinery, not to the operator's properties.
-        for a in crate::delivery::INTERNAL_ATTRIBUTES {
-            item.remove(*a);
-        }
+        // The lease and the delivery entries belong to the delivery machinery, not to the
+        // operator's properties.
+        item.retain(|k, _| !crate::delivery::is_internal(k));
         let status = match item.remove(ATTR_STATUS) {
             None | Some(Value::Null) => STATUS_NEW.to_owned(),
             Some(Value::String(s)) => s,

@@ -275,3 +275,103 @@ proptest! {
         prop_assert_eq!(engine.resume(Feedback::Done), Step::Finished(finish));
     }
 }
+
+/// The writes a deferring engine asks for, as `from -> to`, the tasks it runs, and what it
+/// leaves unwritten; `conflict_at` answers the nth write (from 0) with a conflict.
+type Deferred<'d> = (
+    Vec<String>,
+    Vec<String>,
+    Option<(String, String)>,
+    Engine<'d>,
+);
+
+fn drive_deferring<'d>(
+    def: &'d Definition,
+    start: &str,
+    conflict_at: Option<usize>,
+) -> Deferred<'d> {
+    let mut engine =
+        Engine::new(def, def.state_id(start).unwrap(), EventFacts::default()).deferring();
+    let (mut writes, mut tasks) = (Vec::new(), Vec::new());
+    let mut step = engine.start();
+    loop {
+        step = match step {
+            Step::Run(Action::Task { id }) => {
+                tasks.push(def.task_name(id).to_owned());
+                engine.resume(Feedback::Done)
+            }
+            Step::Run(Action::Condition { .. }) => engine.resume(Feedback::Checked(true)),
+            Step::Run(Action::Persist { from, to }) => {
+                let n = writes.len();
+                writes.push(format!(
+                    "{} -> {}",
+                    def.state_name(from),
+                    def.state_name(to)
+                ));
+                if conflict_at == Some(n) {
+                    engine.resume(Feedback::Conflict {
+                        found: "elsewhere".into(),
+                    })
+                } else {
+                    engine.resume(Feedback::Persisted)
+                }
+            }
+            Step::Finished(_) => break,
+        };
+    }
+    let unwritten = engine
+        .unwritten()
+        .map(|(a, b)| (def.state_name(a).to_owned(), def.state_name(b).to_owned()));
+    (writes, tasks, unwritten, engine)
+}
+
+#[test]
+fn a_deferring_engine_writes_only_before_a_task_whose_repetition_matters() {
+    // SPEC 9, the fewest writes: `complete_lifecycle_action` may run again (a completion of
+    // an action no longer active is a no-op), `t_external` may not — nothing is known of it.
+    let def = Definition::from_yaml(
+        r"
+- {source: a, dest: b, triggers: [{name: one}]}
+- {source: b, dest: c, triggers: [{name: two, after: [complete_lifecycle_action]}]}
+- {source: c, dest: d, triggers: [{name: three, after: [t_external]}]}
+- {source: d, dest: e, triggers: [{name: four}]}
+",
+    )
+    .unwrap();
+    let (writes, tasks, unwritten, engine) = drive_deferring(&def, "a", None);
+    assert_eq!(writes, ["a -> d"], "one write, before the external task");
+    assert_eq!(tasks, ["complete_lifecycle_action", "t_external"]);
+    assert_eq!(
+        unwritten,
+        Some(("d".into(), "e".into())),
+        "the rest is the driver's"
+    );
+    assert_eq!(
+        engine
+            .passed()
+            .iter()
+            .map(|s| def.state_name(*s))
+            .collect::<Vec<_>>(),
+        ["b", "c", "d", "e"]
+    );
+    // The marker a write carries: the transition that entered the state written.
+    let (from, trigger, to) = engine.entered_by().unwrap();
+    assert_eq!(
+        (def.state_name(from), trigger, def.state_name(to)),
+        ("d", "four", "e")
+    );
+
+    // A lost write before the task: nothing of the deferred states was stored, so the
+    // engine is back where the table is, and the task does not run.
+    let (writes, tasks, unwritten, engine) = drive_deferring(&def, "a", Some(0));
+    assert_eq!(writes, ["a -> d"]);
+    assert_eq!(tasks, ["complete_lifecycle_action"]);
+    assert_eq!(unwritten, None);
+    assert_eq!(def.state_name(engine.state()), "a");
+    assert!(engine.passed().is_empty());
+
+    // Without deferring, every state is written as it is entered.
+    let (trace, reason, state) = drive(&def, "a", |_| true);
+    assert_eq!(trace, ["complete_lifecycle_action", "t_external"]);
+    assert_eq!((reason, state.as_str()), (StopReason::NoTrigger, "e"));
+}

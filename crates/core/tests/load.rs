@@ -147,7 +147,7 @@ proptest! {
         deadline in proptest::option::of(0u64..200),
         with_id in any::<bool>(),
         begins in proptest::collection::vec(0u8..3, 1..5),
-        claims in proptest::collection::vec(0u8..3, 1..5),
+        claims in proptest::collection::vec(0u8..4, 1..5),
         busy_wait in 0u64..15,
         consumed in any::<bool>(),
     ) {
@@ -165,6 +165,8 @@ proptest! {
             e.id = Some("evt-1".into());
         }
         let keyed = lifecycle::delivery::delivery_key(&e).is_some();
+        // A lifecycle event's delivery is begun by the claim, on its node.
+        let on_node = lifecycle::delivery::on_node(&e);
         let has_lifecycle_event = e.lifecycle.is_some();
         let mut loader = Loader::new(&def, e, rules.clone(), deadline);
 
@@ -232,22 +234,25 @@ proptest! {
                     };
                     loader.delivery_begun(begin, now);
                 }
-                LoadStep::Claim { id } => {
+                LoadStep::Claim { id, delivery } => {
                     last_ask = "busy";
                     prop_assert_eq!(id, "i-1");
                     prop_assert!(reads >= 1, "a claim before the node was read");
-                    prop_assert!(begun || !keyed, "a claim before the delivery began");
+                    prop_assert_eq!(delivery.is_some(), keyed && on_node, "the claim begins the delivery exactly for a keyed lifecycle event");
+                    prop_assert!(begun || !keyed || on_node, "a claim before the delivery began");
                     let answer = claims[n_claims.min(claims.len() - 1)];
                     n_claims += 1;
                     let claim = match answer {
                         0 => {
                             claimed = true;
                             busy_started = None;
+                            begun |= delivery.is_some();
                             let mut n = Node::absent("i-1");
                             n.status = last_status.unwrap_or("new").to_owned();
-                            Claim::Claimed { node: n, created: last_status.is_none() }
+                            Claim::Claimed { node: n, created: last_status.is_none(), resume: None, stale: Vec::new() }
                         }
                         1 => { busy_started.get_or_insert(now); Claim::Held { until: now + Duration::from_secs(60) } }
+                        3 if delivery.is_some() => { done_answered = true; Claim::Done { outcome: "no_state_change".into() } }
                         _ => { removed = true; Claim::Removed }
                     };
                     loader.claimed(claim, now);
@@ -255,7 +260,7 @@ proptest! {
                 LoadStep::ReadNode { id } => {
                     last_ask = "node";
                     prop_assert_eq!(id, "i-1");
-                    prop_assert!(begun || !keyed, "a node read before the delivery began");
+                    prop_assert!(begun || !keyed || on_node, "a node read before the delivery began");
                     let status = STATUSES[statuses[reads.min(statuses.len() - 1)]];
                     reads += 1;
                     last_status = status;
@@ -367,7 +372,7 @@ fn a_launch_waits_for_cloud_init_with_heartbeats_then_starts_from_the_initial_st
                 log.push(format!("begin {key}"));
                 loader.delivery_begun(Begin::Begun, now);
             }
-            LoadStep::Claim { id } => {
+            LoadStep::Claim { id, .. } => {
                 log.push(format!("claim {id}"));
                 let mut node = Node::absent("i-1");
                 node.status = "finished_cloud_init".into();
@@ -375,6 +380,8 @@ fn a_launch_waits_for_cloud_init_with_heartbeats_then_starts_from_the_initial_st
                     Claim::Claimed {
                         node,
                         created: false,
+                        resume: None,
+                        stale: Vec::new(),
                     },
                     now,
                 );
@@ -416,7 +423,6 @@ fn a_launch_waits_for_cloud_init_with_heartbeats_then_starts_from_the_initial_st
     assert_eq!(
         log,
         [
-            "begin delivery#action#t#launching",
             "read pending",
             "sleep 5",
             "read pending",

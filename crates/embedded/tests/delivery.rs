@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use common::{command_on, launch, node, scheduled, terminate};
 use lifecycle::config::Definition;
-use lifecycle::delivery::{Claim, Lease, key_line, send_key};
+use lifecycle::delivery::{Claim, Lease, NodeWrite, key_line, send_key};
 use lifecycle::engine::StopReason;
 use lifecycle::event::{COMMAND_MARKER, Event};
 use lifecycle::{Deadline, Fault, Node};
@@ -149,7 +149,7 @@ async fn a_redelivered_launch_after_it_finished_is_a_duplicate_not_an_error() {
 }
 
 #[tokio::test]
-async fn a_second_termination_after_remove_from_db_is_a_duplicate_and_a_late_event_recreates_nothing()
+async fn a_second_termination_after_remove_from_db_is_acknowledged_and_a_late_event_recreates_nothing()
  {
     // Before: "new nodes cannot terminate" (the node was deleted, so it read as new), and a
     // late status event recreated the node with no expiry.
@@ -162,9 +162,10 @@ async fn a_second_termination_after_remove_from_db_is_a_duplicate_and_a_late_eve
     let r = d.handle(terminate("i-1"), Deadline::NONE).await;
     ok(&r);
     assert_eq!(r.final_state, "removed");
+    // The termination's delivery entry went with the node; its tombstone answers instead.
     let again = d.handle(terminate("i-1"), Deadline::NONE).await;
     ok(&again);
-    assert_eq!(again.stopped_by, StopReason::Duplicate, "{again:#?}");
+    assert_eq!(again.stopped_by, StopReason::NotSupported, "{again:#?}");
 
     // A late event for the removed node, with an id never seen: not supported, and the
     // tombstone stays a tombstone.
@@ -203,7 +204,7 @@ async fn the_loser_of_a_race_runs_nothing_and_leaves_nothing() {
         until: now + Duration::from_secs(300),
     };
     assert!(matches!(
-        w.store.claim("i-1", &other, now).await.unwrap(),
+        w.store.claim("i-1", &other, None, now).await.unwrap(),
         Claim::Claimed { .. }
     ));
     let lost = d.handle(launch("i-1"), Deadline::NONE).await;
@@ -249,8 +250,17 @@ impl NodeStore for Flaky {
     async fn put(&self, node: &Node) -> Result<(), Fault> {
         self.inner.put(node).await
     }
-    async fn claim(&self, id: &str, lease: &Lease, now: SystemTime) -> Result<Claim, Fault> {
-        self.inner.claim(id, lease, now).await
+    async fn claim(
+        &self,
+        id: &str,
+        lease: &Lease,
+        delivery: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Claim, Fault> {
+        self.inner.claim(id, lease, delivery, now).await
+    }
+    async fn write(&self, id: &str, owner: &str, write: &NodeWrite) -> Result<(), Fault> {
+        self.inner.write(id, owner, write).await
     }
     async fn release(&self, id: &str, owner: &str) -> Result<(), Fault> {
         self.inner.release(id, owner).await
@@ -430,7 +440,7 @@ async fn an_operators_move_uses_the_lease_and_is_recorded() {
         owner: "an-invocation".into(),
         until: now + Duration::from_secs(60),
     };
-    w.store.claim("i-1", &busy, now).await.unwrap();
+    w.store.claim("i-1", &busy, None, now).await.unwrap();
     let e = set_state(
         &services,
         "i-1",

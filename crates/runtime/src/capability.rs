@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use lifecycle::config::declared::RecordAction;
-use lifecycle::delivery::{Begin, Claim, Lease, Reservation, Resume};
+use lifecycle::delivery::{Begin, Claim, Lease, NodeWrite, Reservation, Resume};
 use lifecycle::event::{LifecycleData, LifecycleResult};
 use lifecycle::{CommandRecord, Fault, Node, Redactor, Sensitive};
 use serde::Serialize;
@@ -24,11 +24,12 @@ use serde_json::{Map, Value};
 use crate::clock::Clock;
 
 /// Nodes in the state table. An invocation claims a node ([`NodeStore::claim`]) before the
-/// first side effect and holds it until its lease ends or it releases it; the status write
-/// is a compare-and-set by the lease holder: [`NodeStore::set_status`] succeeds only when the
-/// stored status is still the one that was read and the lease is still the writer's, and
-/// otherwise fails with [`Fault::Conflict`] naming the status found, so two invocations
-/// racing on one node cannot both advance it (SPEC 9).
+/// first side effect — recording a lifecycle event's delivery on the node in the same write
+/// — and holds it until its lease ends or its final write releases it; every write of the
+/// holder ([`NodeStore::write`]) is a compare-and-set: it succeeds only when the stored
+/// status is still the one written last and the lease is still the writer's, and otherwise
+/// fails with [`Fault::Conflict`] naming the status found, so two invocations racing on one
+/// node cannot both advance it (SPEC 9).
 #[async_trait]
 pub trait NodeStore: Send + Sync {
     /// Reads one node (a consistent read); `None` when it is not in the table.
@@ -44,12 +45,29 @@ pub trait NodeStore: Send + Sync {
     async fn put(&self, node: &Node) -> Result<(), Fault>;
 
     /// Claims the node for `lease.owner` until `lease.until`, unless another invocation's
-    /// lease is live or the item is a tombstone ([`lifecycle::delivery::claim`]); a missing
-    /// node is created bare. Claiming again with the same owner renews the lease.
+    /// lease is live or the item is a tombstone; with `delivery`, also begins that delivery
+    /// entry on the node, unless another processing of the event is done or under way
+    /// ([`lifecycle::delivery::claim`]). A missing node is created bare. Claiming again with
+    /// the same owner renews the lease.
     ///
     /// # Errors
     /// [`Fault::Corrupt`] for an item that is not a node; a [`Fault::Service`].
-    async fn claim(&self, id: &str, lease: &Lease, now: SystemTime) -> Result<Claim, Fault>;
+    async fn claim(
+        &self,
+        id: &str,
+        lease: &Lease,
+        delivery: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Claim, Fault>;
+
+    /// One write by the lease holder `owner` ([`lifecycle::delivery::write_node`]): the
+    /// state reached, properties, the delivery entry, and — the final write — the release.
+    /// Our own earlier write whose response was lost succeeds.
+    ///
+    /// # Errors
+    /// [`Fault::Conflict`] with the status found when it is not the expected one, or the
+    /// lease is another's; a [`Fault::Service`].
+    async fn write(&self, id: &str, owner: &str, write: &NodeWrite) -> Result<(), Fault>;
 
     /// Releases `owner`'s lease ([`lifecycle::delivery::release`]); a lease that is not
     /// `owner`'s any more is left alone, and that is not an error.

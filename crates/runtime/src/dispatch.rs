@@ -9,15 +9,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 
-use lifecycle::config::StateId;
 use lifecycle::config::report::ReportSpec;
 use lifecycle::config::template::TransitionFacts;
-use lifecycle::delivery::{Begin, Lease, Resume, action_due, epoch_secs, too_near};
+use lifecycle::config::{StateId, TaskKind};
+use lifecycle::delivery::{
+    Begin, EntryWrite, Lease, NodeWrite, Resume, action_due, epoch_ms, epoch_secs, too_near,
+};
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
 use lifecycle::event::Source;
 use lifecycle::load::{LoadError, LoadRules, LoadStep, Loaded, Loader};
-use lifecycle::node::{ATTR_TRANSIENT_ATTEMPTS, ATTR_TYPE, TYPE_UNKNOWN};
+use lifecycle::node::{ATTR_CHANGED_AT, ATTR_TRANSIENT_ATTEMPTS, ATTR_TYPE, TYPE_UNKNOWN};
 use lifecycle::time::parse_utc;
 use lifecycle::{
     ConfigErrors, Deadline, Definition, Engine, Event, Fault, FaultKind, Node, Parsed,
@@ -164,7 +166,8 @@ impl Dispatcher {
         let state = match loading {
             Ok(Some(state)) => state,
             Ok(None) => {
-                self.settle(&mut loaded, &lease, &report, (false, true))
+                let last = (NodeWrite::default(), None);
+                self.settle(&mut loaded, &lease, &report, (false, true), last)
                     .await;
                 return report;
             }
@@ -172,7 +175,8 @@ impl Dispatcher {
                 let report = error_report(report, &e);
                 self.publish_summary(&loaded.event, loaded.node.as_ref(), &report)
                     .await;
-                self.settle(&mut loaded, &lease, &report, (false, true))
+                let last = (NodeWrite::default(), None);
+                self.settle(&mut loaded, &lease, &report, (false, true), last)
                     .await;
                 return report;
             }
@@ -181,7 +185,9 @@ impl Dispatcher {
             tracing::info!(command = %record.id, event = %record.event_name, "command record read");
         }
         let mut event = loaded.event.clone();
-        let hook_timeout = self.action_timeout(&mut event, &beat).await;
+        // The hook's timeout is read when it is needed: before a task that may record it (a
+        // command's record carries it), or for a transient fault (is it too near?).
+        let mut hook_timeout: Option<Option<Duration>> = None;
         let mut resource = Resource {
             persisted: loaded.node.is_some(),
             node: loaded.node.clone(),
@@ -197,13 +203,15 @@ impl Dispatcher {
             status_successful: event.status_successful(),
             transient_retry: attempts.saturating_add(1) < self.options.max_transient_attempts,
         };
-        let mut engine = self.engine(state, loaded.resume.as_ref(), facts);
+        let mut engine = self
+            .engine(state, loaded.resume.as_ref(), facts)
+            .deferring();
         let mut scratch = Scratch::default();
         let mut step = engine.start();
         let finish = loop {
-            // The deadline is checked before every task and condition (a state write, the
-            // commit point of a transition, always goes through): every state entered so far
-            // is persisted, so a retry resumes from the current state.
+            // The deadline is checked before every task and condition (a state write always
+            // goes through): every state entered so far is persisted — now, or by the final
+            // write — so a retry resumes from the current state.
             let work = matches!(
                 step,
                 Step::Run(Action::Task { .. } | Action::Condition { .. })
@@ -211,9 +219,20 @@ impl Dispatcher {
             if work && deadline.passed(self.services.clock.now()) {
                 step = engine.deadline_reached();
             }
+            // Tasks and conditions see the state the engine is in, written or not yet.
+            if work && let Some(node) = resource.node.as_mut() {
+                self.def
+                    .state_name(engine.state())
+                    .clone_into(&mut node.status);
+            }
             let feedback = match step {
                 Step::Finished(f) => break f,
                 Step::Run(Action::Task { id }) => {
+                    if hook_timeout.is_none() && !matches!(self.def.task(id), TaskKind::Builtin(_))
+                    {
+                        self.timeout_once(&mut hook_timeout, &mut event, &beat)
+                            .await;
+                    }
                     let name = self.def.task_name(id);
                     let transition = self.transition_facts(&engine);
                     let mut cx = self.context(
@@ -227,9 +246,10 @@ impl Dispatcher {
                     let work = self.bound.task(id).run(&mut cx);
                     match keeping_alive(&self.services, &event, &self.options, &beat, work).await {
                         Ok(()) => Feedback::Done,
-                        Err(e) => {
-                            Feedback::Failed(self.near_timeout(e, &event, hook_timeout, &beat))
-                        }
+                        Err(e) => Feedback::Failed(
+                            self.near_timeout(e, &mut event, &mut hook_timeout, &beat)
+                                .await,
+                        ),
                     }
                 }
                 Step::Run(Action::Condition { id }) => {
@@ -243,37 +263,25 @@ impl Dispatcher {
                         (deadline, &lease, transition),
                         name,
                     );
-                    match self.bound.condition(id).check(&mut cx).await {
+                    let checked = self.bound.condition(id).check(&mut cx).await;
+                    match checked {
                         Ok(b) => Feedback::Checked(b),
-                        Err(e) => {
-                            Feedback::Failed(self.near_timeout(e, &event, hook_timeout, &beat))
-                        }
+                        Err(e) => Feedback::Failed(
+                            self.near_timeout(e, &mut event, &mut hook_timeout, &beat)
+                                .await,
+                        ),
                     }
                 }
                 Step::Run(Action::Persist { from, to }) => {
-                    // The commit point of a transition: recorded first, so a redelivery after
-                    // a crash knows the write was its own and runs the `after` tasks (SPEC 9).
-                    if let (Some(trigger), Some(key)) = (engine.committing(), &loaded.delivery) {
-                        let resume = Resume {
-                            from: self.def.state_name(from).to_owned(),
-                            trigger: trigger.to_owned(),
-                            to: self.def.state_name(to).to_owned(),
-                        };
-                        if let Err(e) = self
-                            .services
-                            .deliveries
-                            .mark(key, &lease.owner, &resume)
-                            .await
-                        {
-                            step = engine.resume(Feedback::PersistFailed(e));
-                            continue;
-                        }
-                    }
+                    // A deferred state written before a task whose repetition matters, with
+                    // the transition that entered it, so a redelivery after a crash knows the
+                    // write was its own and resumes there (SPEC 9).
+                    let marker = self.marker(&engine);
                     self.persist(
                         &mut resource,
                         &event,
                         (self.def.state_name(from), self.def.state_name(to)),
-                        &lease.owner,
+                        (&lease.owner, &loaded, marker),
                     )
                     .await
                 }
@@ -327,9 +335,11 @@ impl Dispatcher {
             tracing::warn!(found = %found, "another invocation moved the node first; stopping");
         }
         let transient = matches!(finish.error.as_deref(), Some(EngineError::Task { error, .. }) if error.is_transient());
-        report.transient_attempts = self
-            .count_transient(&mut resource, attempts, transient)
-            .await;
+        report.transient_attempts = if transient {
+            attempts.saturating_add(1)
+        } else {
+            0
+        };
         let report = match finish.error {
             Some(e) => error_report(report, &(*e).into()),
             None => report,
@@ -341,9 +351,86 @@ impl Dispatcher {
                 .await;
         }
         let commit_open = engine.commit_open();
-        self.settle(&mut loaded, &lease, &report, (true, commit_open))
-            .await;
+        let last = self.last_write(&engine, &resource, &event, attempts, &report);
+        let marker = self.marker(&engine);
+        if loaded.node.is_some() && !resource.persisted {
+            // `remove_from_db` replaced the node, its lease and its delivery entry with a
+            // tombstone: nothing is left to write or release.
+            loaded.claim_created = None;
+        }
+        self.settle(
+            &mut loaded,
+            &lease,
+            &report,
+            (true, commit_open),
+            (last, marker),
+        )
+        .await;
         report
+    }
+
+    /// The transition that entered the engine's current state in this processing, as the
+    /// marker a redelivery resumes from: its `after` tasks still to run while the commit is
+    /// open, done otherwise.
+    fn marker(&self, engine: &Engine<'_>) -> Option<Resume> {
+        let (from, trigger, to) = engine.entered_by()?;
+        Some(Resume {
+            from: self.def.state_name(from).to_owned(),
+            trigger: trigger.to_owned(),
+            to: self.def.state_name(to).to_owned(),
+            after_done: !engine.commit_open(),
+        })
+    }
+
+    /// What the final write of a node processed by the engine carries besides the release and
+    /// the delivery entry: the state reached if it is not written yet (with `ItemType` and
+    /// `ChangedAt`), and the count of transient faults in a row when it changed. Empty for a
+    /// node this processing removed.
+    fn last_write(
+        &self,
+        engine: &Engine<'_>,
+        resource: &Resource,
+        event: &Event,
+        attempts_before: u32,
+        report: &Report,
+    ) -> NodeWrite {
+        let mut last = NodeWrite::default();
+        let Some(node) = resource.node.as_ref().filter(|_| resource.persisted) else {
+            return last;
+        };
+        if let Some((stored, now)) = engine.unwritten() {
+            last.status = Some((
+                self.def.state_name(stored).to_owned(),
+                self.def.state_name(now).to_owned(),
+            ));
+            last.properties = self.written_with(node, event);
+        }
+        if report.transient_attempts != attempts_before {
+            last.properties.insert(
+                ATTR_TRANSIENT_ATTEMPTS.to_owned(),
+                report.transient_attempts.into(),
+            );
+        }
+        last
+    }
+
+    /// The properties every state write carries: when it changed and, for a node the table
+    /// does not type yet (created by this event, or by a status write from cloud-init), its
+    /// `ItemType` — the lifecycle metadata's `type`, else `unknown` — so node queries see it.
+    fn written_with(
+        &self,
+        node: &Node,
+        event: &Event,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut props = serde_json::Map::new();
+        if node.item_type().is_none() {
+            props.insert(ATTR_TYPE.to_owned(), item_type(event).into());
+        }
+        props.insert(
+            ATTR_CHANGED_AT.to_owned(),
+            epoch_ms(self.services.clock.now()).into(),
+        );
+        props
     }
 
     /// A trigger's own report (`report:` on the trigger): one message when it fired or failed
@@ -486,7 +573,8 @@ impl Dispatcher {
     /// earlier, dead processing of the same event committed — its `after` tasks first — when
     /// the node is in that transition's destination; a fresh one otherwise.
     fn engine(&self, state: StateId, resume: Option<&Resume>, facts: EventFacts) -> Engine<'_> {
-        let resumed = resume.and_then(|r| {
+        // A marker whose `after` tasks all ran: past the guards, afresh from the state.
+        let resumed = resume.filter(|r| !r.after_done).and_then(|r| {
             let from = self.def.state_id(&r.from)?;
             let to = self.def.state_id(&r.to).filter(|to| *to == state)?;
             Engine::after_commit(&self.def, from, &r.trigger, to, facts)
@@ -494,10 +582,25 @@ impl Dispatcher {
         resumed.unwrap_or_else(|| Engine::new(&self.def, state, facts))
     }
 
-    /// The hook's heartbeat timeout for a lifecycle event (`None` for any other, or when it
-    /// cannot be read: then only `max_transient_attempts` limits retries), after recording in
-    /// the event's lifecycle data when the action is due — from a command record, or the
-    /// event's time plus the timeout — so the records of commands it sends carry it.
+    /// Reads the hook's heartbeat timeout once, into `slot` (`None` inside for an event
+    /// without a lifecycle action, or when it cannot be read: then only
+    /// `max_transient_attempts` limits retries), after recording in the event's lifecycle data
+    /// when the action is due — from a command record, or the event's time plus the timeout —
+    /// so the records of commands it sends carry it.
+    async fn timeout_once(
+        &self,
+        slot: &mut Option<Option<Duration>>,
+        event: &mut Event,
+        beat: &AtomicU64,
+    ) -> Option<Duration> {
+        if let Some(known) = *slot {
+            return known;
+        }
+        let timeout = self.action_timeout(event, beat).await;
+        *slot = Some(timeout);
+        timeout
+    }
+
     async fn action_timeout(&self, event: &mut Event, beat: &AtomicU64) -> Option<Duration> {
         let lc = event.lifecycle.as_ref()?;
         let timeout = match self
@@ -527,16 +630,17 @@ impl Dispatcher {
     /// A transient fault near the lifecycle action's timeout becomes a permanent one: a retry
     /// would likely come too late, so failure handling sends the configured result now
     /// (SPEC 9).
-    fn near_timeout(
+    async fn near_timeout(
         &self,
         fault: Fault,
-        event: &Event,
-        timeout: Option<Duration>,
+        event: &mut Event,
+        timeout: &mut Option<Option<Duration>>,
         beat: &AtomicU64,
     ) -> Fault {
-        if !fault.is_transient() {
+        if !fault.is_transient() || event.lifecycle.is_none() {
             return fault;
         }
+        let timeout = self.timeout_once(timeout, event, beat).await;
         let Some(lc) = &event.lifecycle else {
             return fault;
         };
@@ -553,19 +657,61 @@ impl Dispatcher {
         }
     }
 
-    /// What an ending settles (SPEC 9), each best effort — what fails here is logged, and
-    /// expires on its own: the command record is consumed when the engine ran and the end is
-    /// not retryable; the node's lease is released; the delivery record is marked done
-    /// (remembered for `remember`), or given up when the end is retryable, so the retry runs
-    /// (and resumes a transition this processing committed).
+    /// What an ending settles (SPEC 9), in this order, each best effort — what fails here is
+    /// logged, and expires on its own: the node gets its final write (`last`: the state
+    /// reached, if not written yet, and its properties; `marker`: the transition that entered
+    /// it, for a retry to resume), which releases the lease and — for a
+    /// lifecycle event — ends its delivery entry on the node in the same write; the command
+    /// record is consumed when the engine ran and the end is not retryable; a delivery record
+    /// of its own is marked done (remembered for `remember`), or given up when the end is
+    /// retryable, so the retry runs (and resumes a transition this processing committed).
     async fn settle(
         &self,
         loaded: &mut Loaded,
         lease: &Lease,
         report: &Report,
         (ran, keep_resume): (bool, bool),
+        (mut last, marker): (NodeWrite, Option<Resume>),
     ) {
         let retry = report.retryable;
+        let now = self.services.clock.now();
+        let ending = if retry {
+            // The transition this processing entered, for the retry to resume; without one,
+            // the marker the delivery holds stays.
+            EntryWrite::Forget {
+                now,
+                resume: marker,
+            }
+        } else {
+            let outcome = match report.final_state.as_str() {
+                "" => report.stopped_by.to_string(),
+                state => format!("{} in {state}", report.stopped_by),
+            };
+            let expires = now + self.options.remember;
+            EntryWrite::Done { outcome, expires }
+        };
+        let key = loaded.delivery.take();
+        if loaded.claim_created.is_some()
+            && let Some(node) = &loaded.node
+        {
+            last.delivery = key
+                .clone()
+                .filter(|_| loaded.delivery_on_node)
+                .map(|k| (k, ending.clone()));
+            last.prune = std::mem::take(&mut loaded.stale);
+            last.release = true;
+            if let Err(e) = self
+                .services
+                .nodes
+                .write(&node.id, &lease.owner, &last)
+                .await
+            {
+                tracing::warn!(node = %node.id, error = %e, "could not write the node's last state and release it; the lease ends at the deadline");
+            }
+        }
+        // After the node's write, never before: a crash in between leaves the record for the
+        // redelivery, which finds the node moved on; the other way round, the state reached
+        // would be lost with the record.
         if ran
             && !retry
             && let Some(record) = loaded.record.take()
@@ -577,62 +723,48 @@ impl Dispatcher {
                 }
             }
         }
-        if loaded.claim_created.is_some()
-            && let Some(node) = &loaded.node
-            && let Err(e) = self.services.nodes.release(&node.id, &lease.owner).await
-        {
-            tracing::warn!(node = %node.id, error = %e, "could not release the node; the lease ends at the deadline");
-        }
-        let Some(key) = loaded.delivery.take() else {
+        let Some(key) = key.filter(|_| !loaded.delivery_on_node) else {
             return;
         };
-        let settled = if retry {
-            self.services
-                .deliveries
-                .forget(&key, &lease.owner, self.services.clock.now(), keep_resume)
-                .await
-        } else {
-            let outcome = match report.final_state.as_str() {
-                "" => report.stopped_by.to_string(),
-                state => format!("{} in {state}", report.stopped_by),
-            };
-            let expires = self.services.clock.now() + self.options.remember;
-            self.services
-                .deliveries
-                .finish(&key, &lease.owner, &outcome, expires)
-                .await
+        let settled = match ending {
+            EntryWrite::Forget {
+                now,
+                resume: Some(marker),
+            } => {
+                // The transition this processing entered goes on the record, for the retry
+                // to resume (its state may have been written only now, by the final write).
+                match self
+                    .services
+                    .deliveries
+                    .mark(&key, &lease.owner, &marker)
+                    .await
+                {
+                    Ok(()) => {
+                        self.services
+                            .deliveries
+                            .forget(&key, &lease.owner, now, true)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            EntryWrite::Forget { now, resume: None } => {
+                self.services
+                    .deliveries
+                    .forget(&key, &lease.owner, now, keep_resume)
+                    .await
+            }
+            EntryWrite::Done { outcome, expires } => {
+                self.services
+                    .deliveries
+                    .finish(&key, &lease.owner, &outcome, expires)
+                    .await
+            }
+            EntryWrite::Mark(_) => Ok(()),
         };
         if let Err(e) = settled {
             tracing::warn!(delivery = %key, error = %e, "could not settle the delivery record; it expires at the deadline");
         }
-    }
-
-    /// Keeps the node's count of deliveries in a row that ended with a transient fault: one
-    /// more after such a delivery, back to zero after one that got further. Best effort: a
-    /// failed write is logged (the count only decides when retrying stops).
-    async fn count_transient(&self, resource: &mut Resource, before: u32, transient: bool) -> u32 {
-        let after = if transient {
-            before.saturating_add(1)
-        } else {
-            0
-        };
-        let Some(node) = resource.node.as_mut().filter(|_| resource.persisted) else {
-            return after;
-        };
-        if after == before {
-            return after;
-        }
-        let mut props = serde_json::Map::new();
-        props.insert(ATTR_TRANSIENT_ATTEMPTS.to_owned(), after.into());
-        match self.services.nodes.set_properties(&node.id, &props).await {
-            Ok(()) => {
-                node.properties.extend(props);
-            }
-            Err(e) => {
-                tracing::warn!(node = %node.id, error = %e, "could not count the transient fault")
-            }
-        }
-        after
     }
 
     /// What a task or condition named `name` sees.
@@ -717,8 +849,12 @@ impl Dispatcher {
                     let node = self.services.nodes.get(&id).await?;
                     loader.node_read(node, clock.now());
                 }
-                LoadStep::Claim { id } => {
-                    let claim = self.services.nodes.claim(&id, lease, clock.now()).await?;
+                LoadStep::Claim { id, delivery } => {
+                    let claim = self
+                        .services
+                        .nodes
+                        .claim(&id, lease, delivery.as_deref(), clock.now())
+                        .await?;
                     loader.claimed(claim, clock.now());
                 }
                 LoadStep::Heartbeat => {
@@ -768,40 +904,38 @@ impl Dispatcher {
         }
     }
 
-    /// Writes a state change with a compare-and-set, or keeps it in memory for a resource
-    /// that is not persisted.
+    /// Writes a deferred state change with a compare-and-set — with the marker of the
+    /// transition that entered it, on the delivery entry — or keeps it in memory for a
+    /// resource that is not persisted.
     async fn persist(
         &self,
         resource: &mut Resource,
         event: &Event,
         (from, to): (&str, &str),
-        owner: &str,
+        (owner, loaded, marker): (&str, &Loaded, Option<Resume>),
     ) -> Feedback {
         let Some(node) = resource.node.as_mut() else {
             return Feedback::Persisted;
         };
         if resource.persisted {
-            // A node the table does not type yet (created by this event, or by a status
-            // write from cloud-init) gets its `ItemType` first, so node queries see it: the
-            // lifecycle metadata's `type`, else `unknown`.
-            if node.item_type().is_none() {
-                let mut props = serde_json::Map::new();
-                props.insert(ATTR_TYPE.to_owned(), item_type(event).into());
-                if let Err(e) = self.services.nodes.set_properties(&node.id, &props).await {
+            let mut write = NodeWrite {
+                status: Some((from.to_owned(), to.to_owned())),
+                properties: self.written_with(node, event),
+                ..NodeWrite::default()
+            };
+            if let (Some(key), Some(marker)) = (&loaded.delivery, marker) {
+                if loaded.delivery_on_node {
+                    write.delivery = Some((key.clone(), EntryWrite::Mark(marker)));
+                } else if let Err(e) = self.services.deliveries.mark(key, owner, &marker).await {
                     return Feedback::PersistFailed(e);
                 }
-                node.properties.extend(props);
             }
-            match self
-                .services
-                .nodes
-                .set_status(&node.id, from, to, Some(owner))
-                .await
-            {
+            match self.services.nodes.write(&node.id, owner, &write).await {
                 Ok(()) => {}
                 Err(Fault::Conflict { found, .. }) => return Feedback::Conflict { found },
                 Err(e) => return Feedback::PersistFailed(e),
             }
+            node.properties.extend(write.properties);
         }
         node.status = to.to_owned();
         Feedback::Persisted

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use lifecycle::Fault;
-use lifecycle::delivery::{Claim, Lease, epoch_secs};
+use lifecycle::delivery::{Claim, Lease, NodeWrite, epoch_ms, epoch_secs};
+use lifecycle::node::ATTR_CHANGED_AT;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -14,7 +15,7 @@ use crate::capability::Services;
 /// Node attribute recording the last manual move: `{by, at, reason, from, to}`.
 pub const ATTR_MANUAL_CHANGE: &str = "LastManualChange";
 
-/// How long the operator's lease lasts: the move takes three writes.
+/// How long the operator's lease lasts: the move takes two writes.
 const LEASE: Duration = Duration::from_secs(60);
 
 /// A manual move that was made.
@@ -98,8 +99,8 @@ pub async fn set_state(
         owner: format!("operator:{by}:{:016x}", fastrand::u64(..)),
         until: now + LEASE,
     };
-    let node = match services.nodes.claim(id, &lease, now).await? {
-        Claim::Claimed { node, created } => {
+    let node = match services.nodes.claim(id, &lease, None, now).await? {
+        Claim::Claimed { node, created, .. } => {
             if created {
                 services.nodes.release(id, &lease.owner).await?;
                 return Err(MoveError::NoNode(id.to_owned()));
@@ -113,9 +114,14 @@ pub async fn set_state(
             });
         }
         Claim::Removed => return Err(MoveError::Removed(id.to_owned())),
+        // Not asked for: the claim named no delivery.
+        Claim::Done { .. } => return Err(MoveError::NoNode(id.to_owned())),
     };
     let moved = move_claimed(services, &node, (from, to), by, reason, &lease).await;
-    if let Err(e) = services.nodes.release(id, &lease.owner).await {
+    // The move's write released the node; a refused move did not.
+    if moved.is_err()
+        && let Err(e) = services.nodes.release(id, &lease.owner).await
+    {
         tracing::warn!(node = %id, error = %e, "could not release the node; the lease ends in a minute");
     }
     moved
@@ -144,14 +150,20 @@ async fn move_claimed(
         at: epoch_secs(services.clock.now()),
         reason: reason.map(str::to_owned),
     };
-    let mut record = Map::new();
-    record.insert(ATTR_MANUAL_CHANGE.to_owned(), json!(done));
-    services.nodes.set_properties(&node.id, &record).await?;
-    match services
-        .nodes
-        .set_status(&node.id, from, to, Some(&lease.owner))
-        .await
-    {
+    // One write: the state, the record of who moved it, when it changed, and the release.
+    let mut properties = Map::new();
+    properties.insert(ATTR_MANUAL_CHANGE.to_owned(), json!(done));
+    properties.insert(
+        ATTR_CHANGED_AT.to_owned(),
+        epoch_ms(services.clock.now()).into(),
+    );
+    let write = NodeWrite {
+        status: Some((from.to_owned(), to.to_owned())),
+        properties,
+        release: true,
+        ..NodeWrite::default()
+    };
+    match services.nodes.write(&node.id, &lease.owner, &write).await {
         Ok(()) => {}
         Err(Fault::Conflict { found, .. }) => {
             return Err(MoveError::Conflict {

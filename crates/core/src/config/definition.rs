@@ -218,6 +218,21 @@ impl Definition {
         &self.tasks[id.index()].1
     }
 
+    /// True when running the task a second time — a redelivery after a crash runs again the
+    /// tasks since the last state write — does no harm, so no state write is owed before it
+    /// ([`Engine::deferring`](crate::Engine::deferring)): every built-in task (a completion
+    /// of an action no longer active is a no-op, protection and DNS UPSERTs are idempotent, a
+    /// DELETE of a record already gone succeeds, a tombstone is written again), and the
+    /// declared tasks that say so ([`DeclaredTask::repeatable`]). Tasks the program registers
+    /// are not: nothing is known of them.
+    pub fn task_repeatable(&self, id: TaskId) -> bool {
+        match self.task(id) {
+            TaskKind::Builtin(_) => true,
+            TaskKind::Declared(d) => d.repeatable(),
+            TaskKind::External => false,
+        }
+    }
+
     /// Every task, in order of first use.
     pub fn tasks(&self) -> impl ExactSizeIterator<Item = (TaskId, &str, &TaskKind)> {
         self.tasks

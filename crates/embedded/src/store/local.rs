@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use lifecycle::delivery::{self, Begin, Claim, Lease, Reservation, Resume};
+use lifecycle::delivery::{self, Begin, Claim, Lease, NodeWrite, Reservation, Resume, Written};
 use lifecycle::node::{
     ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, TYPE_COMMAND, check_properties, ident_of,
 };
@@ -90,13 +90,32 @@ impl LocalStore {
         self.items.put(&id, item)
     }
 
-    /// Drops the delivery record `key` when [`lifecycle::delivery::may_replay`] allows it,
-    /// so an operator's replay of the event runs again; true when it was dropped.
+    /// Drops the delivery record `key` — or, for a lifecycle event, the entry `key` on its
+    /// `node` — when [`lifecycle::delivery::may_replay`] allows it, so an operator's replay of
+    /// the event runs again; true when it was dropped.
     ///
     /// # Errors
     /// a [`Fault::Service`] on I/O failure.
-    pub fn forget_for_replay(&self, key: &str, now: SystemTime) -> Result<bool, Fault> {
+    pub fn forget_for_replay(
+        &self,
+        key: &str,
+        node: Option<&str>,
+        now: SystemTime,
+    ) -> Result<bool, Fault> {
         let mut dropped = false;
+        if let Some(node) = node {
+            self.items.update(
+                node,
+                &mut |old| match delivery::drop_entry_for_replay(old, key, now) {
+                    Some(item) => {
+                        dropped = true;
+                        Ok(Some(item))
+                    }
+                    None => Ok(old.cloned()),
+                },
+            )?;
+            return Ok(dropped);
+        }
         self.items.update(key, &mut |old| {
             if delivery::may_replay(old, now) {
                 dropped = true;
@@ -166,7 +185,13 @@ impl NodeStore for LocalStore {
         self.items.put(&node.id, node.to_item())
     }
 
-    async fn claim(&self, id: &str, lease: &Lease, now: SystemTime) -> Result<Claim, Fault> {
+    async fn claim(
+        &self,
+        id: &str,
+        lease: &Lease,
+        delivery: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Claim, Fault> {
         let mut result = None;
         self.items.update(id, &mut |old| {
             if old.is_some_and(is_command) {
@@ -175,9 +200,10 @@ impl NodeStore for LocalStore {
                     reason: "the item is a command record, not a node".into(),
                 });
             }
-            match delivery::claim(id, old, lease, now) {
-                Ok(item) => {
-                    result = Some(delivery::claimed(item.clone(), old.is_some())?);
+            match delivery::claim(id, old, lease, delivery, now) {
+                Ok(claimed) => {
+                    let item = claimed.item.clone();
+                    result = Some(delivery::claimed(claimed, old.is_some())?);
                     Ok(Some(item))
                 }
                 Err(refused) => {
@@ -187,6 +213,19 @@ impl NodeStore for LocalStore {
             }
         })?;
         result.ok_or_else(|| Fault::permanent("claim: the store applied no change"))
+    }
+
+    async fn write(&self, id: &str, owner: &str, write: &NodeWrite) -> Result<(), Fault> {
+        check_properties(id, &write.properties)?;
+        self.items.update(
+            id,
+            &mut |old| match delivery::write_node(id, old, owner, write)? {
+                Written::Item(item) => Ok(Some(item)),
+                Written::Delete => Ok(None),
+                Written::Unchanged => Ok(old.cloned()),
+            },
+        )?;
+        Ok(())
     }
 
     async fn release(&self, id: &str, owner: &str) -> Result<(), Fault> {
@@ -218,10 +257,7 @@ impl NodeStore for LocalStore {
             };
             let mut item = old.clone();
             for (k, v) in properties {
-                if k != ATTR_IDENT
-                    && k != ATTR_STATUS
-                    && !delivery::INTERNAL_ATTRIBUTES.contains(&k.as_str())
-                {
+                if k != ATTR_IDENT && k != ATTR_STATUS && !delivery::is_internal(k) {
                     item.insert(k.clone(), v.clone());
                 }
             }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use lifecycle::config::{ConditionKind, Definition, TaskKind};
-use lifecycle::delivery::{Claim, Lease};
+use lifecycle::delivery::{Claim, Lease, NodeWrite};
 use lifecycle::event::{CommandStatus, Event, LifecycleData, LifecycleTransition, Source};
 use lifecycle::{Fault, Node};
 use lifecycle_embedded::{LocalStore, ManualClock};
@@ -299,7 +299,8 @@ pub fn registry_for(config: &str, overrides: &[(&str, Outcome)]) -> Registry {
 /// One status write that reached the store: `(id, expected, new)`.
 pub type Write = (String, String, String);
 
-/// A [`NodeStore`] over a [`LocalStore`] that journals every successful `set_status`.
+/// A [`NodeStore`] over a [`LocalStore`] that journals every successful status write
+/// (`set_status`, and `write` with a status).
 #[derive(Clone)]
 pub struct Journal {
     inner: LocalStore,
@@ -331,8 +332,21 @@ impl NodeStore for Journal {
         self.inner.put(node).await
     }
 
-    async fn claim(&self, id: &str, lease: &Lease, now: SystemTime) -> Result<Claim, Fault> {
-        self.inner.claim(id, lease, now).await
+    async fn claim(
+        &self,
+        id: &str,
+        lease: &Lease,
+        delivery: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Claim, Fault> {
+        self.inner.claim(id, lease, delivery, now).await
+    }
+    async fn write(&self, id: &str, owner: &str, write: &NodeWrite) -> Result<(), Fault> {
+        self.inner.write(id, owner, write).await?;
+        if let (Some((expected, new)), Ok(mut w)) = (&write.status, self.writes.lock()) {
+            w.push((id.to_owned(), expected.clone(), new.clone()));
+        }
+        Ok(())
     }
 
     async fn release(&self, id: &str, owner: &str) -> Result<(), Fault> {

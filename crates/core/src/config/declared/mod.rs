@@ -67,6 +67,23 @@ pub enum DeclaredTask {
     Ec2Snapshot(Ec2Snapshot),
 }
 
+impl DeclaredTask {
+    /// True when a second run does no harm: an `ssm_command` is sent at most once per
+    /// transition and node whatever runs it (its send guard), `route53` changes are UPSERTs
+    /// and tolerant DELETEs, `set_properties` writes the same values, `read_parameter` reads.
+    /// An `sns_report` would send its message twice and an `ec2_snapshot` take a second
+    /// snapshot: the state is written before them.
+    pub fn repeatable(&self) -> bool {
+        match self {
+            DeclaredTask::SsmCommand(_)
+            | DeclaredTask::Route53(_)
+            | DeclaredTask::SetProperties(_)
+            | DeclaredTask::ReadParameter(_) => true,
+            DeclaredTask::SnsReport(_) | DeclaredTask::Ec2Snapshot(_) => false,
+        }
+    }
+}
+
 /// A declared condition, checked and ready to evaluate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
