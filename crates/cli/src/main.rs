@@ -7,6 +7,7 @@
 mod handle;
 mod nodes;
 mod output;
+mod reconcile;
 mod replay;
 mod set_state;
 mod simulate;
@@ -115,6 +116,11 @@ enum Command {
     /// is not a duplicate) or one from a dead-letter queue. With --dry-run, on a copy of the
     /// table in memory, printing the AWS calls it would make.
     Replay(replay::Args),
+    /// One reconciliation sweep (the configuration's `reconcile:`): compare the table with
+    /// the Auto Scaling groups, resume stalled nodes, heartbeat or complete waiting actions,
+    /// remove or report nodes whose instance is gone, list those in failure; print one
+    /// report. With --dry-run, perform nothing and report what it would do.
+    Reconcile(reconcile::Args),
 }
 
 fn init_logging() {
@@ -145,6 +151,7 @@ fn main() -> ExitCode {
         Command::SetState(args) => set_state::run(args),
         Command::Nodes(args) => nodes::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Reconcile(args) => reconcile::run(args),
     };
     ExitCode::from(code)
 }
@@ -211,12 +218,17 @@ fn draw(path: &PathBuf, format: GraphFormat, table: Option<&str>, store: Option<
             }
         };
         let now = std::time::SystemTime::now();
-        for v in lifecycle_runtime::manual::fleet(&items, None, now) {
+        let stale_after = def
+            .reconcile()
+            .map_or(lifecycle::config::reconcile::DEFAULT_STALE_AFTER, |r| {
+                r.stale_after
+            });
+        for v in lifecycle_runtime::manual::fleet(&items, None, now, stale_after) {
             let c: &mut graph::StateCount = counts.entry(v.state.clone()).or_default();
             c.nodes += 1;
             if v.flags
                 .iter()
-                .any(|f| matches!(*f, "failure" | "stale-lease" | "retrying"))
+                .any(|f| matches!(*f, "failure" | "stale-lease" | "retrying" | "stale"))
             {
                 c.stuck += 1;
             }

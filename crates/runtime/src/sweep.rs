@@ -162,6 +162,22 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
+    /// An empty report of sweep `sweep` that ran at `at` (epoch seconds) over `groups`: no
+    /// node, no finding yet.
+    pub fn new(sweep: impl Into<String>, at: u64, dry_run: bool, groups: Vec<String>) -> Self {
+        SweepReport {
+            sweep: sweep.into(),
+            at,
+            dry_run,
+            groups,
+            instances: 0,
+            states: BTreeMap::new(),
+            findings: Vec::new(),
+            actions: BTreeMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
     /// How many performed actions failed (resumes that ended in an error included).
     pub fn failures(&self) -> usize {
         self.findings
@@ -255,17 +271,14 @@ pub async fn sweep(
             outcome,
         });
     }
-    Ok(SweepReport {
-        sweep: id,
-        at: epoch_secs(now),
-        dry_run,
-        groups: spec.groups.iter().map(|g| g.name.clone()).collect(),
-        instances: observed.instances.len(),
-        states: plan.states,
-        findings,
-        actions,
-        errors,
-    })
+    let groups = spec.groups.iter().map(|g| g.name.clone()).collect();
+    let mut report = SweepReport::new(id, epoch_secs(now), dry_run, groups);
+    report.instances = observed.instances.len();
+    report.states = plan.states;
+    report.findings = findings;
+    report.actions = actions;
+    report.errors = errors;
+    Ok(report)
 }
 
 /// Performs one acting finding.

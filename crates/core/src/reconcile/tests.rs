@@ -138,7 +138,12 @@ fn decide(n: NodeFacts, observed: &Observed) -> Vec<(&'static str, String)> {
 }
 
 /// One row: what it shows, the node, what Auto Scaling says, the findings (action, reason).
-type Row = (&'static str, NodeFacts, Observed, &'static [(&'static str, &'static str)]);
+type Row = (
+    &'static str,
+    NodeFacts,
+    Observed,
+    &'static [(&'static str, &'static str)],
+);
 
 #[test]
 fn the_rules_row_by_row() {
