@@ -1733,3 +1733,100 @@ fn reconcile_refuses_bad_input_by_name_and_changes_nothing() {
     .expect_code(2);
     run(&["reconcile", "--config", &swarm("lifecycle.yaml")]).expect_code(2);
 }
+
+#[test]
+fn graph_svg_needs_dot_and_says_how_to_get_it() {
+    let config = kafka("lifecycle.yaml");
+    // Without Graphviz on PATH: a typed error naming the fix, exit 2, nothing on stdout.
+    let empty = temp_dir("no-dot");
+    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .args(["graph", "--config", &config, "--format", "svg"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_contains(&stderr, "apt-get install graphviz", "stderr");
+    // With it (where installed): an SVG of the diagram.
+    let has_dot = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("dot").is_file()));
+    if has_dot {
+        let svg = run(&["graph", "--config", &config, "--format", "svg"]);
+        svg.expect_code(0);
+        assert_contains(&svg.stdout, "<svg", "stdout");
+        assert_contains(&svg.stdout, "draining", "stdout");
+    }
+}
+
+#[test]
+fn replay_node_drives_a_node_from_its_stored_state_on_a_store() {
+    let dir = temp_dir("replay-node");
+    let store = file_in(&dir, "state.redb");
+    const WORKER: &str = "i-0a1b2c3d4e5f60042";
+    let config = swarm("lifecycle.yaml");
+    // The worker registered itself; its launch event was lost.
+    let v = swarm_step(
+        &store,
+        "launch-worker.json",
+        &["--nodes", &swarm("nodes.json")],
+    );
+    assert_eq!(s(&v, "final_state"), "joining");
+    run(&[
+        "set-state",
+        "--store",
+        &store,
+        "--node",
+        WORKER,
+        "--from",
+        "joining",
+        "--to",
+        "finished_cloud_init",
+    ])
+    .expect_code(0);
+    let fleet = swarm_fleet(&dir, "Pending:Wait");
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            "--config",
+            &config,
+            "--node",
+            WORKER,
+            "--store",
+            &store,
+            "--instances",
+            &fleet,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let r = replay(&[]);
+    r.expect_code(0);
+    let report = r.report();
+    assert_eq!(
+        s(&report, "initial_state"),
+        "finished_cloud_init",
+        "{report}"
+    );
+    assert_eq!(s(&report, "final_state"), "joining", "{report}");
+    assert_eq!(report["event"], "EC2 Instance-launch Lifecycle Action");
+    // An instance that waits on nothing: nothing to redeliver, exit 2.
+    let fleet = swarm_fleet(&dir, "InService");
+    let r = run(&[
+        "replay",
+        "--config",
+        &config,
+        "--node",
+        WORKER,
+        "--store",
+        &store,
+        "--instances",
+        &fleet,
+    ]);
+    r.expect_code(2);
+    assert_contains(&r.stderr, "not waiting on a lifecycle hook", "stderr");
+    // --event or --node, not both; --instances only with --node.
+    run(&["replay", "--config", &config, "--store", &store]).expect_code(2);
+}
