@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_autoscaling::Client;
-use lifecycle::event::{LifecycleData, LifecycleResult};
+use lifecycle::event::{LifecycleData, LifecycleResult, LifecycleTransition, decode_metadata};
+use lifecycle::reconcile::{Hook, Instance};
 use lifecycle::{Fault, FaultKind};
 use lifecycle_runtime::capability::{ActionState, GroupInstance, LifecycleActions};
 use lifecycle_runtime::{Clock, poll_until};
@@ -225,6 +226,112 @@ impl LifecycleActions for AutoScalingActions {
                     lifecycle_state: i.lifecycle_state().unwrap_or_default().to_owned(),
                 })
             }))
+    }
+
+    async fn instances(&self, instance_ids: &[String]) -> Result<Vec<Instance>, Fault> {
+        let mut out = Vec::new();
+        for chunk in instance_ids.chunks(50) {
+            let mut next: Option<String> = None;
+            loop {
+                let page = self
+                    .client
+                    .describe_auto_scaling_instances()
+                    .set_instance_ids(Some(chunk.to_vec()))
+                    .max_records(50)
+                    .set_next_token(next.take())
+                    .send()
+                    .await
+                    .map_err(|e| fault("DescribeAutoScalingInstances", &e))?;
+                out.extend(page.auto_scaling_instances().iter().filter_map(|i| {
+                    Some(Instance {
+                        id: i.instance_id()?.to_owned(),
+                        group: i.auto_scaling_group_name()?.to_owned(),
+                        lifecycle_state: i.lifecycle_state().unwrap_or_default().to_owned(),
+                    })
+                }));
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn group_instances(&self, group: &str) -> Result<Vec<Instance>, Fault> {
+        let out = self
+            .client
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(group)
+            .send()
+            .await
+            .map_err(|e| fault("DescribeAutoScalingGroups", &e))?;
+        let Some(found) = out
+            .auto_scaling_groups()
+            .iter()
+            .find(|g| g.auto_scaling_group_name() == Some(group))
+        else {
+            return Err(Fault::permanent(format!(
+                "DescribeAutoScalingGroups: there is no Auto Scaling group {group:?}"
+            )));
+        };
+        Ok(found
+            .instances()
+            .iter()
+            .filter_map(|i| {
+                Some(Instance {
+                    id: i.instance_id()?.to_owned(),
+                    group: group.to_owned(),
+                    lifecycle_state: i
+                        .lifecycle_state()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn hooks(&self, group: &str) -> Result<Vec<Hook>, Fault> {
+        let out = self
+            .client
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(group)
+            .send()
+            .await
+            .map_err(|e| fault("DescribeLifecycleHooks", &e))?;
+        let hooks: Vec<Hook> = out
+            .lifecycle_hooks()
+            .iter()
+            .filter_map(|h| {
+                let transition = LifecycleTransition::parse(h.lifecycle_transition()?)?;
+                let metadata = h
+                    .notification_metadata()
+                    .map(|m| decode_metadata(&serde_json::Value::String(m.to_owned())).0)
+                    .unwrap_or_default();
+                Some(Hook {
+                    group: group.to_owned(),
+                    name: h.lifecycle_hook_name()?.to_owned(),
+                    transition,
+                    heartbeat_timeout: h
+                        .heartbeat_timeout()
+                        .and_then(|s| u64::try_from(s).ok())
+                        .map(Duration::from_secs),
+                    default_result: match h.default_result() {
+                        Some("CONTINUE") => LifecycleResult::Continue,
+                        _ => LifecycleResult::Abandon,
+                    },
+                    metadata,
+                })
+            })
+            .collect();
+        if let Ok(mut cache) = self.hooks.lock() {
+            for h in &hooks {
+                if let Some(t) = h.heartbeat_timeout {
+                    cache.insert((group.to_owned(), h.name.clone()), t);
+                }
+            }
+        }
+        Ok(hooks)
     }
 
     async fn set_protection(

@@ -172,3 +172,11 @@ fn snapshots(_: &aws_config::SdkConfig) -> Option<Arc<dyn Snapshots>> {
 pub async fn load_services(table: &str, options: &Options) -> Services {
     services_with(&load_config(&options.timeouts).await, table, options)
 }
+
+/// The sweep reads the whole table with a `Scan` ([`DynamoStore::items`]).
+#[async_trait::async_trait]
+impl lifecycle_runtime::sweep::TableItems for DynamoStore {
+    async fn items(&self) -> Result<Vec<lifecycle::delivery::Item>, lifecycle::Fault> {
+        DynamoStore::items(self).await
+    }
+}

@@ -527,6 +527,33 @@ mod crash {
                 self.inner.lifecycle.instance(id)
             )
         }
+        async fn instances(
+            &self,
+            ids: &[String],
+        ) -> Result<Vec<lifecycle::reconcile::Instance>, Fault> {
+            through!(
+                self,
+                "DescribeAutoScalingInstances",
+                self.inner.lifecycle.instances(ids)
+            )
+        }
+        async fn group_instances(
+            &self,
+            group: &str,
+        ) -> Result<Vec<lifecycle::reconcile::Instance>, Fault> {
+            through!(
+                self,
+                "DescribeAutoScalingGroups",
+                self.inner.lifecycle.group_instances(group)
+            )
+        }
+        async fn hooks(&self, group: &str) -> Result<Vec<lifecycle::reconcile::Hook>, Fault> {
+            through!(
+                self,
+                "DescribeLifecycleHooks",
+                self.inner.lifecycle.hooks(group)
+            )
+        }
         async fn set_protection(
             &self,
             group: &str,

@@ -7,6 +7,7 @@
 mod handle;
 mod nodes;
 mod output;
+mod reconcile;
 mod replay;
 mod set_state;
 mod simulate;
@@ -33,6 +34,8 @@ enum GraphFormat {
     Mermaid,
     /// Graphviz dot (`dot -Tsvg`).
     Dot,
+    /// SVG, rendered by Graphviz's `dot` program (it must be installed).
+    Svg,
 }
 
 /// Output format of `simulate`.
@@ -115,6 +118,11 @@ enum Command {
     /// is not a duplicate) or one from a dead-letter queue. With --dry-run, on a copy of the
     /// table in memory, printing the AWS calls it would make.
     Replay(replay::Args),
+    /// One reconciliation sweep (the configuration's `reconcile:`): compare the table with
+    /// the Auto Scaling groups, resume stalled nodes, heartbeat or complete waiting actions,
+    /// remove or report nodes whose instance is gone, list those in failure; print one
+    /// report. With --dry-run, perform nothing and report what it would do.
+    Reconcile(reconcile::Args),
 }
 
 fn init_logging() {
@@ -145,6 +153,7 @@ fn main() -> ExitCode {
         Command::SetState(args) => set_state::run(args),
         Command::Nodes(args) => nodes::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Reconcile(args) => reconcile::run(args),
     };
     ExitCode::from(code)
 }
@@ -199,7 +208,7 @@ fn draw(path: &PathBuf, format: GraphFormat, table: Option<&str>, store: Option<
     };
     let f = match format {
         GraphFormat::Mermaid => graph::Format::Mermaid,
-        GraphFormat::Dot => graph::Format::Dot,
+        GraphFormat::Dot | GraphFormat::Svg => graph::Format::Dot,
     };
     let mut counts = std::collections::BTreeMap::new();
     if table.is_some() || store.is_some() {
@@ -211,17 +220,95 @@ fn draw(path: &PathBuf, format: GraphFormat, table: Option<&str>, store: Option<
             }
         };
         let now = std::time::SystemTime::now();
-        for v in lifecycle_runtime::manual::fleet(&items, None, now) {
+        let stale_after = def
+            .reconcile()
+            .map_or(lifecycle::config::reconcile::DEFAULT_STALE_AFTER, |r| {
+                r.stale_after
+            });
+        for v in lifecycle_runtime::manual::fleet(&items, None, now, stale_after) {
             let c: &mut graph::StateCount = counts.entry(v.state.clone()).or_default();
             c.nodes += 1;
             if v.flags
                 .iter()
-                .any(|f| matches!(*f, "failure" | "stale-lease" | "retrying"))
+                .any(|f| matches!(*f, "failure" | "stale-lease" | "retrying" | "stale"))
             {
                 c.stuck += 1;
             }
         }
     }
-    print!("{}", graph::render_with(&def, f, &counts));
-    0
+    let text = graph::render_with(&def, f, &counts);
+    if !matches!(format, GraphFormat::Svg) {
+        print!("{text}");
+        return 0;
+    }
+    match svg(&text) {
+        Ok(svg) => {
+            print!("{svg}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Why an SVG could not be drawn.
+#[derive(Debug)]
+enum SvgError {
+    /// Graphviz is not installed.
+    NoDot,
+    /// `dot` could not be run, or failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for SvgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SvgError::NoDot => f.write_str(
+                "--format svg needs Graphviz's `dot` program, which is not on PATH: install it (`apt-get install graphviz`, `brew install graphviz`), or print --format dot and render it elsewhere",
+            ),
+            SvgError::Failed(e) => write!(f, "`dot -Tsvg` failed: {e}"),
+        }
+    }
+}
+
+impl SvgError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            SvgError::NoDot => 2,
+            SvgError::Failed(_) => 1,
+        }
+    }
+}
+
+/// The dot text rendered to SVG by `dot -Tsvg`.
+fn svg(dot: &str) -> Result<String, SvgError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = match Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SvgError::NoDot),
+        Err(e) => return Err(SvgError::Failed(e.to_string())),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(dot.as_bytes())
+            .map_err(|e| SvgError::Failed(e.to_string()))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| SvgError::Failed(e.to_string()))?;
+    if !out.status.success() {
+        return Err(SvgError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| SvgError::Failed(e.to_string()))
 }

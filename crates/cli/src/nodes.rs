@@ -2,7 +2,7 @@
 //! the invocation holding it, pending commands, and what needs a look.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use lifecycle_embedded::{FileItems, LocalStore};
 use lifecycle_runtime::manual::{NodeView, fleet};
@@ -22,6 +22,10 @@ pub struct Args {
     /// Only nodes of this `ItemType`.
     #[arg(long = "type", value_name = "TYPE")]
     item_type: Option<String>,
+    /// Flag as `stale` a node that waits (a command in flight, or cloud-init's state) and has
+    /// not changed for this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    stale_after: u64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
@@ -37,7 +41,12 @@ pub fn run(args: Args) -> u8 {
             return code;
         }
     };
-    let views = fleet(&items, args.item_type.as_deref(), SystemTime::now());
+    let views = fleet(
+        &items,
+        args.item_type.as_deref(),
+        SystemTime::now(),
+        Duration::from_secs(args.stale_after),
+    );
     match args.format {
         OutputFormat::Json => match serde_json::to_string(&views) {
             Ok(json) => println!("{json}"),
@@ -89,8 +98,8 @@ fn text(views: &[NodeView]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<21} {:<22} {:<10} {:<12} FLAGS",
-        "NODE", "STATE", "TYPE", "PENDING"
+        "{:<21} {:<22} {:<10} {:<8} {:<7} FLAGS",
+        "NODE", "STATE", "TYPE", "AGE", "PENDING"
     );
     for v in views {
         let mut flags: Vec<String> = v.flags.iter().map(|f| (*f).to_owned()).collect();
@@ -99,14 +108,25 @@ fn text(views: &[NodeView]) -> String {
         }
         let _ = writeln!(
             s,
-            "{:<21} {:<22} {:<10} {:<12} {}",
+            "{:<21} {:<22} {:<10} {:<8} {:<7} {}",
             v.node,
             v.state,
             v.item_type.as_deref().unwrap_or("-"),
+            v.age_secs.map_or_else(|| "-".to_owned(), age),
             v.pending_commands.len(),
             flags.join(", ")
         );
     }
     let _ = writeln!(s, "{} node(s)", views.len());
     s
+}
+
+/// An age, short: `45s`, `12m`, `3h05m`, `2d04h`.
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
 }

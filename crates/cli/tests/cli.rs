@@ -1550,3 +1550,283 @@ fn graph_counts_the_nodes_of_a_store_in_each_state() {
     ]);
     assert_contains(&dot.stdout, "[label=\"joining · 1\"]", "dot");
 }
+
+// ---------------------------------------------------------------------------------------------
+// reconcile: the sweep, rehearsed on an embedded store file
+
+/// The groups' instances and hooks as the AWS CLI prints them: the worker waits on its
+/// launch hook; the manager is in service in a group the sweep does not compare.
+fn swarm_fleet(dir: &TempDir, worker_state: &str) -> String {
+    let path = file_in(dir, "fleet.json");
+    let fleet = serde_json::json!({
+        "AutoScalingGroups": [
+            {"AutoScalingGroupName": "docker-swarm-worker",
+             "Instances": [{"InstanceId": "i-0a1b2c3d4e5f60042", "LifecycleState": worker_state}]},
+            {"AutoScalingGroupName": "docker-swarm-manager",
+             "Instances": [{"InstanceId": "i-0a1b2c3d4e5f60001", "LifecycleState": "InService"}]},
+        ],
+        "LifecycleHooks": [
+            {"AutoScalingGroupName": "docker-swarm-worker", "LifecycleHookName": "docker-swarm-worker-on-launch",
+             "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING", "HeartbeatTimeout": 3600, "DefaultResult": "ABANDON"},
+            {"AutoScalingGroupName": "docker-swarm-worker", "LifecycleHookName": "docker-swarm-worker-on-terminate",
+             "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING", "HeartbeatTimeout": 3600, "DefaultResult": "CONTINUE"},
+        ],
+    });
+    std::fs::write(&path, fleet.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn reconcile_heartbeats_a_join_in_flight_on_a_store_and_a_dry_run_changes_nothing() {
+    let dir = temp_dir("reconcile");
+    let store = file_in(&dir, "state.redb");
+    const WORKER: &str = "i-0a1b2c3d4e5f60042";
+    let config = swarm("lifecycle.yaml");
+    let v = swarm_step(
+        &store,
+        "launch-worker.json",
+        &["--nodes", &swarm("nodes.json")],
+    );
+    assert_eq!(s(&v, "final_state"), "joining");
+    let fleet = swarm_fleet(&dir, "Pending:Wait");
+    let sweep = |extra: &[&str]| {
+        let mut args = vec![
+            "reconcile",
+            "--config",
+            &config,
+            "--store",
+            &store,
+            "--instances",
+            &fleet,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+
+    // Rehearsed: the heartbeat it would send, nothing sent.
+    let dry = sweep(&["--dry-run"]);
+    dry.expect_code(0);
+    let d = dry.json();
+    assert_eq!(d["dry_run"], true, "{d}");
+    assert_eq!(d["findings"][0]["node"], WORKER, "{d}");
+    assert_eq!(d["findings"][0]["action"]["kind"], "heartbeat", "{d}");
+    assert_eq!(d["findings"][0]["outcome"], "would_do", "{d}");
+    assert!(
+        !dry.stdout.contains("RecordLifecycleActionHeartbeat"),
+        "{}",
+        dry.stdout
+    );
+    // The manager, in a group not compared, is looked up and found: not gone.
+    assert_eq!(d["findings"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(d["states"]["joining"]["nodes"], 1, "{d}");
+
+    // Performed: the heartbeat goes out by instance id on the launch hook.
+    let done = sweep(&[]);
+    done.expect_code(0);
+    let r = done.json();
+    assert_eq!(r["findings"][0]["outcome"], "done", "{r}");
+    let beat = r["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["operation"] == "RecordLifecycleActionHeartbeat")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(beat["input"]["InstanceId"], WORKER);
+    assert_eq!(
+        beat["input"]["LifecycleHookName"],
+        "docker-swarm-worker-on-launch"
+    );
+
+    // Text: the table of states and the finding.
+    let text = run(&[
+        "reconcile",
+        "--config",
+        &config,
+        "--store",
+        &store,
+        "--instances",
+        &fleet,
+        "--dry-run",
+    ]);
+    text.expect_code(0);
+    assert_contains(&text.stdout, "STATE", "stdout");
+    assert_contains(&text.stdout, WORKER, "stdout");
+    // The instance in service: nothing to say about the worker.
+    let fleet = swarm_fleet(&dir, "InService");
+    let quiet = run(&[
+        "reconcile",
+        "--config",
+        &config,
+        "--store",
+        &store,
+        "--instances",
+        &fleet,
+    ]);
+    quiet.expect_code(0);
+    assert_contains(&quiet.stdout, "nothing to report", "stdout");
+}
+
+#[test]
+fn reconcile_refuses_bad_input_by_name_and_changes_nothing() {
+    let dir = temp_dir("reconcile-bad");
+    let store = file_in(&dir, "state.redb");
+    let fleet = swarm_fleet(&dir, "Pending:Wait");
+    // No reconcile: section.
+    let kafka = kafka("lifecycle.yaml");
+    let r = run(&[
+        "reconcile",
+        "--config",
+        &kafka,
+        "--store",
+        &store,
+        "--instances",
+        &fleet,
+    ]);
+    r.expect_code(2);
+    assert_contains(&r.stderr, "no `reconcile:` section", "stderr");
+    // A bad reconcile: section names the field.
+    let config = file_in(&dir, "bad.yaml");
+    std::fs::write(
+        &config,
+        "transitions: [{source: a, dest: b, triggers: [{name: go}]}]\nreconcile: {groups: [g], gone: delete}\n",
+    )
+    .unwrap();
+    let r = run(&[
+        "reconcile",
+        "--config",
+        &config,
+        "--store",
+        &store,
+        "--instances",
+        &fleet,
+    ]);
+    r.expect_code(2);
+    assert_contains(&r.stderr, "key reconcile.gone", "stderr");
+    // A bad instances file names the field.
+    let bad = file_in(&dir, "bad-fleet.json");
+    std::fs::write(&bad, r#"{"AutoScalingGroups": [{"AutoScalingGroupName": "g", "Instances": [{"InstanceId": 7}]}]}"#).unwrap();
+    let r = run(&[
+        "reconcile",
+        "--config",
+        &swarm("lifecycle.yaml"),
+        "--store",
+        &store,
+        "--instances",
+        &bad,
+    ]);
+    r.expect_code(2);
+    assert_contains(
+        &r.stderr,
+        "AutoScalingGroups[0].Instances[0].InstanceId",
+        "stderr",
+    );
+    // --store needs --instances; one of --table and --store.
+    run(&[
+        "reconcile",
+        "--config",
+        &swarm("lifecycle.yaml"),
+        "--store",
+        &store,
+    ])
+    .expect_code(2);
+    run(&["reconcile", "--config", &swarm("lifecycle.yaml")]).expect_code(2);
+}
+
+#[test]
+fn graph_svg_needs_dot_and_says_how_to_get_it() {
+    let config = kafka("lifecycle.yaml");
+    // Without Graphviz on PATH: a typed error naming the fix, exit 2, nothing on stdout.
+    let empty = temp_dir("no-dot");
+    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .args(["graph", "--config", &config, "--format", "svg"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_contains(&stderr, "apt-get install graphviz", "stderr");
+    // With it (where installed): an SVG of the diagram.
+    let has_dot = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("dot").is_file()));
+    if has_dot {
+        let svg = run(&["graph", "--config", &config, "--format", "svg"]);
+        svg.expect_code(0);
+        assert_contains(&svg.stdout, "<svg", "stdout");
+        assert_contains(&svg.stdout, "draining", "stdout");
+    }
+}
+
+#[test]
+fn replay_node_drives_a_node_from_its_stored_state_on_a_store() {
+    let dir = temp_dir("replay-node");
+    let store = file_in(&dir, "state.redb");
+    const WORKER: &str = "i-0a1b2c3d4e5f60042";
+    let config = swarm("lifecycle.yaml");
+    // The worker registered itself; its launch event was lost.
+    let v = swarm_step(
+        &store,
+        "launch-worker.json",
+        &["--nodes", &swarm("nodes.json")],
+    );
+    assert_eq!(s(&v, "final_state"), "joining");
+    run(&[
+        "set-state",
+        "--store",
+        &store,
+        "--node",
+        WORKER,
+        "--from",
+        "joining",
+        "--to",
+        "finished_cloud_init",
+    ])
+    .expect_code(0);
+    let fleet = swarm_fleet(&dir, "Pending:Wait");
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            "--config",
+            &config,
+            "--node",
+            WORKER,
+            "--store",
+            &store,
+            "--instances",
+            &fleet,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let r = replay(&[]);
+    r.expect_code(0);
+    let report = r.report();
+    assert_eq!(
+        s(&report, "initial_state"),
+        "finished_cloud_init",
+        "{report}"
+    );
+    assert_eq!(s(&report, "final_state"), "joining", "{report}");
+    assert_eq!(report["event"], "EC2 Instance-launch Lifecycle Action");
+    // An instance that waits on nothing: nothing to redeliver, exit 2.
+    let fleet = swarm_fleet(&dir, "InService");
+    let r = run(&[
+        "replay",
+        "--config",
+        &config,
+        "--node",
+        WORKER,
+        "--store",
+        &store,
+        "--instances",
+        &fleet,
+    ]);
+    r.expect_code(2);
+    assert_contains(&r.stderr, "not waiting on a lifecycle hook", "stderr");
+    // --event or --node, not both; --instances only with --node.
+    run(&["replay", "--config", &config, "--store", &store]).expect_code(2);
+}

@@ -401,3 +401,181 @@ async fn set_state_moves_a_node_in_dynamodb_and_records_who_and_why() {
     assert_eq!(nodes[0]["state"], "ready");
     assert_eq!(nodes[0]["last_manual_change"]["by"], "alice");
 }
+
+/// `graph --table` draws the fleet in DynamoDB; `replay --table` rehearses (`--dry-run`: a
+/// copy in memory, nothing written or called) and then runs a processed launch again — its
+/// delivery record dropped, its command not sent twice.
+#[tokio::test]
+async fn graph_and_replay_read_and_drive_dynamodb() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    let dir = scratch_dir("graph-replay");
+    assert_eq!(lifecycle(&moto, &["init", "--table", TABLE]).code, 0);
+    let instance = support::group(
+        &config,
+        GROUP,
+        1,
+        &[
+            ("workers-on-launch", support::LAUNCHING),
+            ("workers-on-terminate", support::TERMINATING),
+        ],
+    )
+    .await
+    .remove(0);
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    for (id, status) in [
+        (instance.as_str(), "finished_cloud_init"),
+        ("i-0failed", "failure"),
+    ] {
+        ddb.put_item()
+            .table_name(TABLE)
+            .item("Ident", AttributeValue::S(id.into()))
+            .item("ItemStatus", AttributeValue::S(status.into()))
+            .item("ItemType", AttributeValue::S("worker".into()))
+            .item("InstanceIp", AttributeValue::S("10.0.0.7".into()))
+            .item("JoinToken", AttributeValue::S(SECRET.into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let token = "11111111-2222-4333-8444-555555555555";
+    moto.register_lifecycle_action(
+        GROUP,
+        "workers-on-launch",
+        &instance,
+        token,
+        support::LAUNCHING,
+    );
+    let launch = lifecycle_event("e-launch", &instance, true, token, "Z1");
+    let r = handle(&moto, &dir, &launch);
+    assert_eq!(r["final_state"], "joining", "{r:#}");
+    assert_eq!(support::sent_commands(&config).await.len(), 1);
+
+    // The picture: one node joining, one stuck in failure.
+    let config_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws-worker.yaml");
+    let config_file = config_file.to_str().unwrap();
+    let graph = lifecycle(&moto, &["graph", "--config", config_file, "--table", TABLE]);
+    assert_eq!(graph.code, 0, "{}", graph.stderr);
+    assert!(graph.stdout.contains("joining · 1"), "{}", graph.stdout);
+    assert!(
+        graph.stdout.contains("failure · 1 (1 stuck)"),
+        "{}",
+        graph.stdout
+    );
+    assert!(
+        graph.stdout.contains("class s_failure stuck"),
+        "{}",
+        graph.stdout
+    );
+    let dot = lifecycle(
+        &moto,
+        &[
+            "graph",
+            "--config",
+            config_file,
+            "--table",
+            TABLE,
+            "--format",
+            "dot",
+        ],
+    );
+    assert_eq!(dot.code, 0, "{}", dot.stderr);
+    assert!(
+        dot.stdout.contains("\"joining\" [label=\"joining · 1\""),
+        "{}",
+        dot.stdout
+    );
+
+    // Rewind the node, then rehearse the launch on a copy: the join runs, and — the copy
+    // holds the send guard — would not be sent again.
+    let moved = lifecycle(
+        &moto,
+        &[
+            "set-state",
+            "--table",
+            TABLE,
+            "--node",
+            &instance,
+            "--from",
+            "joining",
+            "--to",
+            "finished_cloud_init",
+        ],
+    );
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    let event_file = dir.join("replayed.json");
+    std::fs::write(&event_file, launch.to_string()).unwrap();
+    let event_file = event_file.to_str().unwrap();
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            "--config",
+            config_file,
+            "--event",
+            event_file,
+            "--table",
+            TABLE,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        lifecycle(&moto, &args)
+    };
+    let dry = replay(&["--dry-run"]);
+    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    let d: Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(d["final_state"], "joining", "{d:#}");
+    assert!(
+        d["tasks"].as_array().unwrap().iter().any(|t| t == "join"),
+        "{d:#}"
+    );
+    assert!(
+        !d["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["operation"] == "SendCommand"),
+        "{d:#}"
+    );
+    assert!(
+        !dry.stdout.contains(SECRET),
+        "the rehearsal masks the token"
+    );
+    let status = |id: &str| {
+        let ddb = ddb.clone();
+        let id = id.to_owned();
+        async move {
+            ddb.get_item()
+                .table_name(TABLE)
+                .key("Ident", AttributeValue::S(id))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item()
+                .and_then(|i| i.get("ItemStatus").and_then(|s| s.as_s().ok().cloned()))
+        }
+    };
+    assert_eq!(
+        status(&instance).await.as_deref(),
+        Some("finished_cloud_init"),
+        "the dry run wrote nothing"
+    );
+    assert_eq!(
+        support::sent_commands(&config).await.len(),
+        1,
+        "the dry run sent nothing"
+    );
+
+    // For real: not a duplicate (its record is dropped), and the join is not sent twice.
+    let real = replay(&[]);
+    assert_eq!(real.code, 0, "{}\n{}", real.stdout, real.stderr);
+    let r: Value = serde_json::from_str(&real.stdout).unwrap();
+    assert_eq!(r["stopped_by"], "stop_after_state_change", "{r:#}");
+    assert_eq!(status(&instance).await.as_deref(), Some("joining"));
+    assert_eq!(
+        support::sent_commands(&config).await.len(),
+        1,
+        "the send guard held"
+    );
+}

@@ -10,6 +10,9 @@
 //!   for cloud-init and until when, the guards;
 //! - [`engine`] — SPEC 4.2 and 4.3: the trigger loop, errors and failure handling.
 //!
+//! [`reconcile`] decides, the same way, what the scheduled reconciliation sweep does about the
+//! nodes that the table and Auto Scaling disagree on.
+//!
 //! A driver (the `lifecycle-runtime` crate) performs what they ask — reads a node, runs a
 //! task, persists a state with a compare-and-set — and feeds the results back. Every failure
 //! a driver reports is a [`Fault`], whose [`FaultKind`] is the one retry policy.
@@ -44,6 +47,7 @@ pub mod fault;
 pub mod graph;
 pub mod load;
 pub mod node;
+pub mod reconcile;
 pub mod redact;
 pub mod time;
 

@@ -22,10 +22,6 @@ pub const ATTR_IDENT: &str = "Ident";
 pub const ATTR_STATUS: &str = "ItemStatus";
 /// Item attribute holding the item's type (`worker`, `manager`, `command`, ...).
 pub const ATTR_TYPE: &str = "ItemType";
-/// Node attribute: when the node's state last changed (epoch milliseconds), written with
-/// every state write — the age `lifecycle nodes` shows, and what the reconciliation sweep
-/// calls progress.
-pub const ATTR_CHANGED_AT: &str = "ChangedAt";
 /// Node attribute counting the deliveries in a row that ended with a transient fault
 /// (SPEC 9): once it reaches `max_transient_attempts`, the next such fault is handled as a
 /// permanent one. Reset when a delivery gets further.
@@ -36,6 +32,12 @@ pub const ATTR_TRANSIENT_ATTEMPTS: &str = "TransientAttempts";
 /// [`Redactor`](crate::redact::Redactor) masks them wherever the node is shown, in this
 /// invocation and every later one.
 pub const ATTR_SECRET_PROPERTIES: &str = "SecretProperties";
+
+/// Node attribute: when the node's state last changed (epoch milliseconds), written with
+/// every state write. The reconciliation sweep ([`crate::reconcile`]) and `lifecycle nodes`
+/// read a node's age from it; an item without it (written before it existed, or by hand)
+/// has no known age.
+pub const ATTR_CHANGED_AT: &str = "ChangedAt";
 
 /// `ItemType` of a command record.
 pub const TYPE_COMMAND: &str = "command";
@@ -92,6 +94,12 @@ impl Node {
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0)
+    }
+
+    /// When the node's state last changed ([`ATTR_CHANGED_AT`], epoch milliseconds); `None`
+    /// when the attribute is absent or not a non-negative whole number.
+    pub fn changed_at(&self) -> Option<std::time::SystemTime> {
+        changed_at(&self.properties)
     }
 
     /// The names of the properties recorded as secret-derived ([`ATTR_SECRET_PROPERTIES`]):
@@ -206,6 +214,14 @@ impl Node {
     }
 }
 
+/// When an item's state last changed ([`ATTR_CHANGED_AT`]): `None` when absent or not a
+/// non-negative whole number of milliseconds.
+pub fn changed_at(item: &Map<String, Value>) -> Option<std::time::SystemTime> {
+    item.get(ATTR_CHANGED_AT)
+        .and_then(Value::as_u64)
+        .map(crate::delivery::from_epoch_ms)
+}
+
 /// A command record: an SSM command sent on behalf of an event, waiting for its status event
 /// (SPEC 2.5).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -299,5 +315,34 @@ impl CommandRecord {
             item.insert("LifecycleData".into(), v);
         }
         item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(item: Value) -> Node {
+        match item {
+            Value::Object(m) => Node::from_item(m).unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn changed_at_reads_epoch_milliseconds_and_nothing_else() {
+        let n = node(
+            json!({"Ident": "i-1", "ItemStatus": "ready", "ChangedAt": 1_767_225_600_123_u64}),
+        );
+        assert_eq!(
+            n.changed_at(),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_767_225_600_123))
+        );
+        for bad in [json!(null), json!("1767225600123"), json!(-5), json!(1.5)] {
+            let n = node(json!({"Ident": "i-1", "ChangedAt": bad}));
+            assert_eq!(n.changed_at(), None, "{bad}");
+        }
+        assert_eq!(node(json!({"Ident": "i-1"})).changed_at(), None);
     }
 }

@@ -38,3 +38,11 @@ pub fn services(store: LocalStore, recorder: Recorder, clock: Arc<dyn Clock>) ->
         clock,
     )
 }
+
+/// The sweep reads the whole store.
+#[async_trait::async_trait]
+impl lifecycle_runtime::sweep::TableItems for LocalStore {
+    async fn items(&self) -> Result<Vec<lifecycle::delivery::Item>, lifecycle::Fault> {
+        LocalStore::items(self)
+    }
+}

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use lifecycle::event::{LifecycleData, LifecycleResult};
+use lifecycle::event::{LifecycleData, LifecycleResult, LifecycleTransition};
+use lifecycle::reconcile::{Hook, Instance, PENDING_WAIT, TERMINATING_WAIT};
 use lifecycle::{Fault, Sensitive};
 use lifecycle_runtime::Call;
 use lifecycle_runtime::capability::{
@@ -19,12 +20,83 @@ use serde_json::{Value, json};
 
 /// The embedded implementation of every capability: records each call instead of making it.
 /// Cheap to clone; clones share the record.
+///
+/// Auto Scaling groups can be scripted ([`Recorder::script_group`]): their instances and
+/// hooks are then what the group listings, lookups and hook reads answer, and a completion
+/// moves a waiting instance on as AWS would (`Pending:Wait` → `InService` or `Terminating`,
+/// `Terminating:Wait` → `Terminating:Proceed`); a completion or heartbeat for a scripted
+/// instance that waits on nothing is [`ActionState::NoActiveAction`]. Without a script,
+/// every group is unknown and every completion succeeds (`lifecycle simulate`).
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     calls: Arc<Mutex<Vec<Call>>>,
+    fleet: Arc<Mutex<Fleet>>,
+}
+
+/// Scripted Auto Scaling groups.
+#[derive(Debug, Default)]
+struct Fleet {
+    groups: std::collections::BTreeSet<String>,
+    instances: Vec<Instance>,
+    hooks: Vec<Hook>,
 }
 
 impl Recorder {
+    /// Scripts group `group`: its instances (their `group` is set to it) and its hooks,
+    /// replacing what was scripted for it.
+    pub fn script_group(&self, group: &str, instances: Vec<Instance>, hooks: Vec<Hook>) {
+        if let Ok(mut fleet) = self.fleet.lock() {
+            fleet.groups.insert(group.to_owned());
+            fleet.instances.retain(|i| i.group != group);
+            fleet.hooks.retain(|h| h.group != group);
+            fleet.instances.extend(instances.into_iter().map(|mut i| {
+                i.group = group.to_owned();
+                i
+            }));
+            fleet.hooks.extend(hooks.into_iter().map(|mut h| {
+                h.group = group.to_owned();
+                h
+            }));
+        }
+    }
+
+    /// A scripted instance's lifecycle state, if it is scripted.
+    pub fn lifecycle_state(&self, instance_id: &str) -> Option<String> {
+        let fleet = self.fleet.lock().ok()?;
+        fleet
+            .instances
+            .iter()
+            .find(|i| i.id == instance_id)
+            .map(|i| i.lifecycle_state.clone())
+    }
+
+    /// For a scripted instance: whether it waits on `data`'s action, moving it on by
+    /// `result` when it does and `result` is given. `None` when the instance is not
+    /// scripted.
+    fn act_on(&self, data: &LifecycleData, result: Option<LifecycleResult>) -> Option<ActionState> {
+        let mut fleet = self.fleet.lock().ok()?;
+        let instance = fleet
+            .instances
+            .iter_mut()
+            .find(|i| i.id == data.instance_id && i.group == data.auto_scaling_group)?;
+        let waiting = match data.transition {
+            LifecycleTransition::Launching => PENDING_WAIT,
+            LifecycleTransition::Terminating => TERMINATING_WAIT,
+        };
+        if instance.lifecycle_state != waiting {
+            return Some(ActionState::NoActiveAction);
+        }
+        if let Some(result) = result {
+            instance.lifecycle_state = match (data.transition, result) {
+                (LifecycleTransition::Launching, LifecycleResult::Continue) => "InService",
+                (LifecycleTransition::Launching, LifecycleResult::Abandon) => "Terminating",
+                (LifecycleTransition::Terminating, _) => "Terminating:Proceed",
+            }
+            .to_owned();
+        }
+        Some(ActionState::Done)
+    }
+
     /// The calls recorded so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
@@ -86,7 +158,7 @@ impl LifecycleActions for Recorder {
             None => input["InstanceId"] = json!(data.instance_id),
         }
         self.record("autoscaling", "CompleteLifecycleAction", input);
-        Ok(ActionState::Done)
+        Ok(self.act_on(data, Some(result)).unwrap_or(ActionState::Done))
     }
 
     async fn heartbeat(&self, data: &LifecycleData) -> Result<ActionState, Fault> {
@@ -99,7 +171,7 @@ impl LifecycleActions for Recorder {
             None => input["InstanceId"] = json!(data.instance_id),
         }
         self.record("autoscaling", "RecordLifecycleActionHeartbeat", input);
-        Ok(ActionState::Done)
+        Ok(self.act_on(data, None).unwrap_or(ActionState::Done))
     }
 
     async fn wait_for_activity(
@@ -115,14 +187,19 @@ impl LifecycleActions for Recorder {
         Ok(())
     }
 
-    /// The recorder knows no hook (and records nothing for this read): no timeout, so no
-    /// error is handled early for it in a simulation.
+    /// A scripted hook's timeout; an unscripted hook has none (and this read is not
+    /// recorded), so no error is handled early for it in a simulation.
     async fn heartbeat_timeout(
         &self,
-        _group: &str,
-        _hook: &str,
+        group: &str,
+        hook: &str,
     ) -> Result<Option<std::time::Duration>, Fault> {
-        Ok(None)
+        Ok(self.fleet.lock().ok().and_then(|f| {
+            f.hooks
+                .iter()
+                .find(|h| h.group == group && h.name == hook)
+                .and_then(|h| h.heartbeat_timeout)
+        }))
     }
 
     async fn instance(&self, instance_id: &str) -> Result<Option<GroupInstance>, Fault> {
@@ -131,7 +208,74 @@ impl LifecycleActions for Recorder {
             "DescribeAutoScalingInstances",
             json!({"InstanceIds": [instance_id]}),
         );
-        Ok(None)
+        Ok(self.fleet.lock().ok().and_then(|f| {
+            f.instances
+                .iter()
+                .find(|i| i.id == instance_id)
+                .map(|i| GroupInstance {
+                    group: i.group.clone(),
+                    lifecycle_state: i.lifecycle_state.clone(),
+                })
+        }))
+    }
+
+    async fn instances(&self, instance_ids: &[String]) -> Result<Vec<Instance>, Fault> {
+        self.record(
+            "autoscaling",
+            "DescribeAutoScalingInstances",
+            json!({"InstanceIds": instance_ids}),
+        );
+        Ok(self.fleet.lock().map_or_else(
+            |_| Vec::new(),
+            |f| {
+                f.instances
+                    .iter()
+                    .filter(|i| instance_ids.contains(&i.id))
+                    .cloned()
+                    .collect()
+            },
+        ))
+    }
+
+    async fn group_instances(&self, group: &str) -> Result<Vec<Instance>, Fault> {
+        self.record(
+            "autoscaling",
+            "DescribeAutoScalingGroups",
+            json!({"AutoScalingGroupNames": [group]}),
+        );
+        let fleet = self
+            .fleet
+            .lock()
+            .map_err(|_| Fault::transient("the scripted fleet is poisoned"))?;
+        if !fleet.groups.contains(group) {
+            return Err(Fault::permanent(format!(
+                "DescribeAutoScalingGroups: there is no Auto Scaling group {group:?}"
+            )));
+        }
+        Ok(fleet
+            .instances
+            .iter()
+            .filter(|i| i.group == group)
+            .cloned()
+            .collect())
+    }
+
+    async fn hooks(&self, group: &str) -> Result<Vec<Hook>, Fault> {
+        self.record(
+            "autoscaling",
+            "DescribeLifecycleHooks",
+            json!({"AutoScalingGroupName": group}),
+        );
+        Ok(self.fleet.lock().map_or_else(
+            |_| Vec::new(),
+            |f| {
+                f.hooks
+                    .iter()
+                    .filter(|h| h.group == group)
+                    .cloned()
+                    .collect()
+            },
+        ))
     }
 
     async fn set_protection(

@@ -473,6 +473,24 @@ impl lifecycle_runtime::capability::LifecycleActions for Actions {
             lifecycle_state: state.into(),
         }))
     }
+    async fn instances(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<lifecycle::reconcile::Instance>, lifecycle::Fault> {
+        self.recorder.instances(ids).await
+    }
+    async fn group_instances(
+        &self,
+        group: &str,
+    ) -> Result<Vec<lifecycle::reconcile::Instance>, lifecycle::Fault> {
+        self.recorder.group_instances(group).await
+    }
+    async fn hooks(
+        &self,
+        group: &str,
+    ) -> Result<Vec<lifecycle::reconcile::Hook>, lifecycle::Fault> {
+        self.recorder.hooks(group).await
+    }
     async fn set_protection(
         &self,
         group: &str,

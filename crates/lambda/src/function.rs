@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
-use lifecycle::event::parse_value;
-use lifecycle::{ConfigErrors, Deadline, Definition, FaultKind};
+use lifecycle::event::{Parsed, parse_value};
+use lifecycle::{ConfigErrors, Deadline, Definition, FaultKind, StopReason};
+use lifecycle_runtime::sweep::{SweepReport, TableItems};
 use lifecycle_runtime::{Dispatcher, Options, Registry, Report, Services};
 use serde_json::{Value, json};
 
@@ -69,15 +70,28 @@ pub struct Invocation {
     pub message_ids: Vec<Option<String>>,
     /// How long each record took.
     pub durations: Vec<Duration>,
+    /// The reconciliation sweeps run (a scheduled event of the `reconcile:` rule), each
+    /// with the index of its record.
+    pub sweeps: Vec<(usize, SweepReport)>,
     /// The answer for Lambda.
     pub response: Response,
 }
 
 /// The function: the configuration compiled once, the clients built once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Function {
     dispatcher: Arc<Dispatcher>,
     settings: Settings,
+    table: Option<Arc<dyn TableItems>>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("dispatcher", &self.dispatcher)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Function {
@@ -95,8 +109,10 @@ impl Function {
             settings.command_timeout,
         );
         let options = lifecycle_aws::Options::new(timeouts, settings.command_log_group.clone());
-        let services = lifecycle_aws::load_services(&settings.table, &options).await;
-        Self::new(def, services, settings)
+        let config = lifecycle_aws::load_config(&options.timeouts).await;
+        let services = lifecycle_aws::services_with(&config, &settings.table, &options);
+        let table = lifecycle_aws::DynamoStore::new(&config, &settings.table);
+        Ok(Self::new(def, services, settings)?.with_table(Arc::new(table)))
     }
 
     /// A function over `services` (the AWS ones in `bootstrap`; tests may bring others).
@@ -118,12 +134,26 @@ impl Function {
         Ok(Function {
             dispatcher: Arc::new(dispatcher),
             settings,
+            table: None,
         })
+    }
+
+    /// The table the reconciliation sweep reads (`bootstrap`: the DynamoDB table, with a
+    /// `Scan`). Without one, a sweep's scheduled event ends with an error saying so.
+    #[must_use]
+    pub fn with_table(mut self, table: Arc<dyn TableItems>) -> Self {
+        self.table = Some(table);
+        self
     }
 
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The configuration's states, in order (`failure` included).
+    pub fn states(&self) -> Vec<String> {
+        self.dispatcher.definition().states().to_vec()
     }
 
     /// Processes one payload whose invocation must end by `deadline` (the invocation's own,
@@ -137,6 +167,7 @@ impl Function {
         let message_ids = sqs_message_ids(payload, records.len());
         let mut reports = Vec::with_capacity(records.len());
         let mut durations = Vec::with_capacity(records.len());
+        let mut sweeps = Vec::new();
         let count = records.len();
         for (i, record) in records.into_iter().enumerate() {
             let started = clock.now();
@@ -150,6 +181,10 @@ impl Function {
                     FaultKind::Transient,
                 );
                 r.stopped_by = lifecycle::StopReason::Deadline;
+                r
+            } else if self.is_sweep(&record) {
+                let (r, sweep) = self.sweep(Deadline::at(started + share)).await;
+                sweeps.extend(sweep.map(|s| (i, s)));
                 r
             } else {
                 let mut r = self
@@ -170,7 +205,56 @@ impl Function {
             reports,
             message_ids,
             durations,
+            sweeps,
             response,
+        }
+    }
+
+    /// True for a scheduled event of the configuration's `reconcile:` rule.
+    fn is_sweep(&self, record: &Result<Parsed, lifecycle::EventError>) -> bool {
+        let Some(spec) = self.dispatcher.definition().reconcile() else {
+            return false;
+        };
+        matches!(record, Ok(Parsed::Event(e))
+            if e.is_scheduled() && e.rule.as_deref().unwrap_or(&e.name) == spec.rule)
+    }
+
+    /// Runs the reconciliation sweep: the record's report (never retryable: the next sweep
+    /// comes on schedule, and sees what this one could not do; an error only when the sweep
+    /// could not run at all) and the sweep's own.
+    async fn sweep(&self, deadline: Deadline) -> (Report, Option<SweepReport>) {
+        let rule = self
+            .dispatcher
+            .definition()
+            .reconcile()
+            .map(|s| s.rule.clone());
+        let mut report = Report::stopped(StopReason::NoStateChange);
+        report.event = rule;
+        let Some(table) = &self.table else {
+            report.fail(
+                "the reconciliation sweep has no table to read (Function::with_table)",
+                FaultKind::Permanent,
+            );
+            return (report, None);
+        };
+        let items = match table.items().await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(error = %e, "sweep: cannot read the state table; the next sweep tries again");
+                report.fail(
+                    format!("cannot read the state table: {e}"),
+                    FaultKind::Permanent,
+                );
+                return (report, None);
+            }
+        };
+        match lifecycle_runtime::sweep::sweep(&self.dispatcher, &items, deadline, false).await {
+            // What failed inside is in the sweep's report and metrics; the next sweep retries.
+            Ok(sweep) => (report, Some(sweep)),
+            Err(e) => {
+                report.fail(e.to_string(), FaultKind::Permanent);
+                (report, None)
+            }
         }
     }
 }

@@ -87,6 +87,16 @@ async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Value,
             metrics::document(report, name, *took, SystemTime::now())
         );
     }
+    let states = function.states();
+    for (i, sweep) in &invocation.sweeps {
+        match serde_json::to_value(sweep) {
+            Ok(report) => tracing::info!(record = i, sweep = %report, "sweep report"),
+            Err(e) => tracing::warn!(error = %e, "sweep report could not be written"),
+        }
+        for doc in metrics::sweep_documents(sweep, &states, name, SystemTime::now()) {
+            println!("{doc}");
+        }
+    }
     match invocation.response {
         Response::Sqs(batch) => Ok(serde_json::to_value(batch)?),
         Response::Done(summary) => Ok(summary),

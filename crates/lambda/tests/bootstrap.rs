@@ -2,8 +2,8 @@
 //! server on 127.0.0.1 is its AWS. One container's life: init once, then an EventBridge
 //! launch, the SNS-wrapped status event of the command it sent, and an SQS batch with a good
 //! record, a foreign one and one that can only be mended by a retry — whose `messageId` alone
-//! is named in `batchItemFailures`. And an init with an invalid configuration, which fails
-//! naming every error.
+//! is named in `batchItemFailures`. A scheduled event of the `reconcile:` rule, which runs the
+//! sweep. And an init with an invalid configuration, which fails naming every error.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -242,6 +242,78 @@ async fn one_container_runs_a_launch_a_status_event_and_an_sqs_batch() {
     assert!(out.contains("\"request_id\":\"req-3\""), "{out}");
     assert!(out.contains("\"CloudWatchMetrics\""), "{out}");
     assert!(out.contains("\"Outcome\":\"not_supported\""), "{out}");
+    assert!(!out.contains(SECRET), "a secret reached the logs");
+}
+
+/// The schedule rule of `reconcile:` runs the sweep: a node whose launch event was lost is
+/// driven from its stored state, the sweep's report is one log line, and the nodes in each
+/// state are metrics for the dashboard.
+#[tokio::test]
+async fn a_scheduled_event_of_the_reconcile_rule_runs_the_sweep() {
+    let moto = Moto::shared();
+    let config = moto.sdk().await;
+    lifecycle_aws::DynamoStore::new(&config, TABLE)
+        .init()
+        .await
+        .unwrap();
+    let instances = support::group(
+        &config,
+        GROUP,
+        1,
+        &[("workers-on-launch", support::LAUNCHING)],
+    )
+    .await;
+    let worker = instances[0].clone();
+    moto.register_lifecycle_action(
+        GROUP,
+        "workers-on-launch",
+        &worker,
+        "11111111-2222-4333-8444-000000000001",
+        support::LAUNCHING,
+    );
+    put_node(&moto, &worker, "finished_cloud_init").await;
+    // Its last change was 20 minutes ago (stale after 10).
+    let changed = std::time::SystemTime::now() - Duration::from_secs(1200);
+    aws_sdk_dynamodb::Client::new(&config)
+        .update_item()
+        .table_name(TABLE)
+        .key("Ident", AttributeValue::S(worker.clone()))
+        .update_expression("SET ChangedAt = :t")
+        .expression_attribute_values(
+            ":t",
+            AttributeValue::N(lifecycle::delivery::epoch_ms(changed).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let api = RuntimeApi::start();
+    let logs = tempfile::tempdir().unwrap();
+    let mut env = moto.env();
+    env.push(("LIFECYCLE_TABLE", TABLE.into()));
+    env.push(("LIFECYCLE_CONFIG", data("sweep.yaml")));
+    let mut child = start(&api, &env, logs.path());
+    let scheduled = json!({
+        "version": "0", "id": "sched-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-29T10:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/swarm-reconcile"], "detail": {}
+    });
+    let r = response(api.invoke(scheduled, WAIT, WAIT), logs.path());
+    assert_eq!(r["records"], 1, "{r}");
+    assert_eq!(status_of(&moto, &worker).await.as_deref(), Some("joining"));
+    assert_eq!(support::sent_commands(&config).await.len(), 1);
+    child.kill().ok();
+    child.wait().ok();
+    let out = output(logs.path());
+    assert!(out.contains("\"message\":\"sweep report\""), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("\"State\":\"finished_cloud_init\"")
+                && l.contains("\"Nodes\":1")
+                && l.contains("\"StuckNodes\":1")),
+        "{out}"
+    );
+    assert!(out.contains("\"SweepResumes\":1"), "{out}");
     assert!(!out.contains(SECRET), "a secret reached the logs");
 }
 

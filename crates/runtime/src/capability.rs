@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use lifecycle::config::declared::RecordAction;
 use lifecycle::delivery::{Begin, Claim, Lease, NodeWrite, Reservation, Resume};
 use lifecycle::event::{LifecycleData, LifecycleResult};
+use lifecycle::reconcile::{Hook, Instance};
 use lifecycle::{CommandRecord, Fault, Node, Redactor, Sensitive};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -291,6 +292,28 @@ pub trait LifecycleActions: Send + Sync {
     /// # Errors
     /// A [`Fault`].
     async fn instance(&self, instance_id: &str) -> Result<Option<GroupInstance>, Fault>;
+
+    /// `DescribeAutoScalingInstances` for several instances at once (paginated, at most 50
+    /// ids a call): those that are in a group, with their group and lifecycle state; an id
+    /// missing from the answer is in no group. The reconciliation sweep's test of a gone
+    /// instance.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn instances(&self, instance_ids: &[String]) -> Result<Vec<Instance>, Fault>;
+
+    /// `DescribeAutoScalingGroups`: every instance of `group` with its lifecycle state.
+    ///
+    /// # Errors
+    /// A permanent [`Fault`] naming the group when there is no such group; a [`Fault`].
+    async fn group_instances(&self, group: &str) -> Result<Vec<Instance>, Fault>;
+
+    /// `DescribeLifecycleHooks`: every lifecycle hook of `group`, with its transition,
+    /// heartbeat timeout, default result and notification metadata.
+    ///
+    /// # Errors
+    /// A [`Fault`].
+    async fn hooks(&self, group: &str) -> Result<Vec<Hook>, Fault>;
 
     /// `SetInstanceProtection` for scale-in.
     ///

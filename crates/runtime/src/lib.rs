@@ -7,7 +7,8 @@
 //! [`tasks`] module holds the task and condition traits, the runtime's built-in and declared
 //! tasks, and the [`Registry`] a program fills for names of its own. [`clock`] is time,
 //! injected, with the one wait helper [`poll_until`]; [`report`] is what one event came to;
-//! [`manual`] is an operator's move of a node, under the same lease as an event's.
+//! [`manual`] is an operator's move of a node, under the same lease as an event's; [`sweep`] is
+//! the scheduled reconciliation sweep, which performs what the core's `reconcile` decides.
 //!
 //! Implementations of the capabilities live elsewhere: `lifecycle-embedded` (a local store
 //! and a recorder of AWS calls) and `lifecycle-aws` (the AWS SDK).
@@ -17,6 +18,7 @@ pub mod clock;
 pub mod dispatch;
 pub mod manual;
 pub mod report;
+pub mod sweep;
 pub mod tasks;
 
 pub use capability::Services;

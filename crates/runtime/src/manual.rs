@@ -194,6 +194,10 @@ pub struct NodeView {
     pub item_type: Option<String>,
     /// The invocation holding it, if any: its token and when the lease ends (epoch seconds).
     pub lease: Option<(String, u64)>,
+    /// When its state last changed (`ChangedAt`, epoch seconds), if known.
+    pub changed_at: Option<u64>,
+    /// How long ago that was, in seconds, if known.
+    pub age_secs: Option<u64>,
     /// Commands sent for it whose status has not come back yet (command ids).
     pub pending_commands: Vec<String>,
     /// Deliveries in a row that ended with a transient fault.
@@ -202,18 +206,21 @@ pub struct NodeView {
     pub last_manual_change: Option<Value>,
     /// What needs a look: `failure` (stopped in the failure state), `stale-lease` (a lease
     /// past its end: its invocation died), `untyped` (no `ItemType`: node queries miss it),
-    /// `retrying` (transient faults in a row).
+    /// `retrying` (transient faults in a row), `stale` (unchanged for `stale_after` while it
+    /// waits: a command in flight, or cloud-init's state).
     pub flags: Vec<&'static str>,
 }
 
 /// Every node of a table's `items`, as an operator sees it, in key order; `item_type`
 /// keeps those of one type. Tombstones, delivery records, send guards and command records are
 /// not nodes (command records show as a node's pending commands); a malformed item is
-/// skipped (and logged).
+/// skipped (and logged). A node that waits — on a command in flight, or in one of
+/// cloud-init's states — and has not changed for `stale_after` is flagged `stale`.
 pub fn fleet(
     items: &[Map<String, Value>],
     item_type: Option<&str>,
     now: std::time::SystemTime,
+    stale_after: Duration,
 ) -> Vec<NodeView> {
     use lifecycle::delivery::{ATTR_LEASE_OWNER, ATTR_LEASE_UNTIL, is_machinery, is_tombstone};
     use lifecycle::node::{ATTR_TYPE, TYPE_COMMAND};
@@ -267,8 +274,17 @@ pub fn fleet(
             if node.transient_attempts() > 0 {
                 flags.push("retrying");
             }
+            let pending_commands = pending.remove(&node.id).unwrap_or_default();
+            let changed_at = node.changed_at();
+            let age = changed_at.map(|at| now.duration_since(at).unwrap_or_default());
+            let waits = !pending_commands.is_empty() || node.is_new();
+            if waits && age.is_some_and(|a| a >= stale_after) {
+                flags.push("stale");
+            }
             Some(NodeView {
-                pending_commands: pending.remove(&node.id).unwrap_or_default(),
+                pending_commands,
+                changed_at: changed_at.map(epoch_secs),
+                age_secs: age.map(|a| a.as_secs()),
                 item_type: node.item_type().map(str::to_owned),
                 lease: lease.map(|(owner, until)| (owner, until / 1000)),
                 transient_attempts: node.transient_attempts(),
@@ -310,7 +326,7 @@ mod tests {
             item(json!({"Ident": "i-3", "ItemStatus": "ready"})),
             item(json!({"Ident": "i-4", "ItemStatus": 7})),
         ];
-        let views = fleet(&items, None, now);
+        let views = fleet(&items, None, now, Duration::from_secs(600));
         let ids: Vec<&str> = views.iter().map(|v| v.node.as_str()).collect();
         assert_eq!(
             ids,
@@ -322,6 +338,38 @@ mod tests {
         assert_eq!(views[1].flags, ["failure", "stale-lease", "retrying"]);
         assert_eq!(views[1].lease, Some(("dead".into(), 999)));
         assert_eq!(views[2].flags, ["untyped"]);
-        assert_eq!(fleet(&items, Some("worker"), now).len(), 2);
+        assert_eq!(
+            fleet(&items, Some("worker"), now, Duration::from_secs(600)).len(),
+            2
+        );
+        assert_eq!(views[0].age_secs, None, "no ChangedAt");
+    }
+
+    #[test]
+    fn the_age_of_the_last_change_and_stale_waits() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(10_000);
+        let items = vec![
+            item(json!({"Ident": "cmd-1", "ItemType": "command", "RunningOn": "i-1"})),
+            item(json!({"Ident": "i-1", "ItemStatus": "joining", "ChangedAt": 9_000_000})),
+            item(json!({"Ident": "i-2", "ItemStatus": "ready", "ChangedAt": 1_000_000})),
+            item(json!({"Ident": "i-3", "ItemStatus": "pending", "ChangedAt": 9_500_000})),
+            item(
+                json!({"Ident": "i-4", "ItemStatus": "finished_cloud_init", "ChangedAt": 9_300_000}),
+            ),
+        ];
+        let views = fleet(&items, None, now, Duration::from_secs(600));
+        let ages: Vec<Option<u64>> = views.iter().map(|v| v.age_secs).collect();
+        assert_eq!(ages, [Some(1000), Some(9000), Some(500), Some(700)]);
+        assert_eq!(views[0].changed_at, Some(9000));
+        assert!(
+            views[0].flags.contains(&"stale"),
+            "a command in flight for 1000 s"
+        );
+        assert!(!views[1].flags.contains(&"stale"), "ready is not waiting");
+        assert!(!views[2].flags.contains(&"stale"), "500 s is not long yet");
+        assert!(
+            views[3].flags.contains(&"stale"),
+            "cloud-init's state for 700 s"
+        );
     }
 }

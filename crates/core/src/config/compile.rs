@@ -123,6 +123,26 @@ impl Definition {
                 None
             }
         };
+        let reconcile = match raw
+            .reconcile
+            .as_ref()
+            .map(|v| super::reconcile::compile(v, &states.names))
+        {
+            None => None,
+            Some(Ok(spec)) => Some(spec),
+            Some(Err(problems)) => {
+                errors.extend(problems.into_iter().map(|(field, message)| ConfigError {
+                    kind: ConfigErrorKind::Reconcile,
+                    location: if field.is_empty() {
+                        "key reconcile".into()
+                    } else {
+                        format!("key reconcile.{field}")
+                    },
+                    message,
+                }));
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -138,6 +158,7 @@ impl Definition {
             conditions: names.conditions,
             redact: raw.redact.clone(),
             report,
+            reconcile,
         })
     }
 

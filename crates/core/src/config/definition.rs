@@ -157,6 +157,7 @@ pub struct Definition {
     pub(crate) conditions: Vec<(String, ConditionKind)>,
     pub(crate) redact: Vec<String>,
     pub(crate) report: Option<super::report::ReportSpec>,
+    pub(crate) reconcile: Option<super::reconcile::ReconcileSpec>,
 }
 
 impl Definition {
@@ -267,6 +268,11 @@ impl Definition {
     /// The built-in SNS reporting (`report:`), when configured.
     pub fn report(&self) -> Option<&super::report::ReportSpec> {
         self.report.as_ref()
+    }
+
+    /// The reconciliation sweep's settings (`reconcile:`), when configured.
+    pub fn reconcile(&self) -> Option<&super::reconcile::ReconcileSpec> {
+        self.reconcile.as_ref()
     }
 
     /// The uses of external names (neither built in nor declared) that a program does not

@@ -26,6 +26,8 @@ pub enum ConfigErrorKind {
     UnknownState,
     /// A declared task (`tasks:` section) is wrong.
     DeclaredTask,
+    /// The reconciliation sweep's settings (`reconcile:` section) are wrong.
+    Reconcile,
 }
 
 /// One problem in a configuration, naming where it is.

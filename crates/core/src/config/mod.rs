@@ -17,6 +17,7 @@ pub mod declared;
 mod definition;
 mod error;
 mod raw;
+pub mod reconcile;
 pub mod report;
 pub mod template;
 

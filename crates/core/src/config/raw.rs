@@ -56,9 +56,18 @@ pub struct RawConfig {
     pub redact: Vec<String>,
     /// `report`: the built-in SNS reporting, as written (checked when compiled).
     pub report: Option<Value>,
+    /// `reconcile`: the reconciliation sweep's settings, as written (checked when compiled).
+    pub reconcile: Option<Value>,
 }
 
-const TOP_KEYS: &[&str] = &["initial_state", "transitions", "tasks", "redact", "report"];
+const TOP_KEYS: &[&str] = &[
+    "initial_state",
+    "transitions",
+    "tasks",
+    "redact",
+    "report",
+    "reconcile",
+];
 const TRANSITION_KEYS: &[&str] = &["source", "dest", "triggers", "stop_after_state_change"];
 const TRIGGER_KEYS: &[&str] = &[
     "name",
@@ -251,6 +260,7 @@ impl RawConfig {
         }
         raw.redact = c.names(top, "redact", "top level");
         raw.report = top.get("report").filter(|v| !v.is_null()).cloned();
+        raw.reconcile = top.get("reconcile").filter(|v| !v.is_null()).cloned();
         match top.get("tasks") {
             None | Some(Value::Null) => {}
             Some(Value::Object(m)) => {
