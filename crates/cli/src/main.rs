@@ -11,6 +11,7 @@ mod reconcile;
 mod replay;
 mod set_state;
 mod simulate;
+mod svg;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,7 +35,7 @@ enum GraphFormat {
     Mermaid,
     /// Graphviz dot (`dot -Tsvg`).
     Dot,
-    /// SVG, rendered by Graphviz's `dot` program (it must be installed).
+    /// SVG, laid out and drawn here (no Graphviz needed).
     Svg,
 }
 
@@ -241,74 +242,14 @@ fn draw(path: &PathBuf, format: GraphFormat, table: Option<&str>, store: Option<
         print!("{text}");
         return 0;
     }
-    match svg(&text) {
+    match svg::render(&text) {
         Ok(svg) => {
             print!("{svg}");
             0
         }
         Err(e) => {
             eprintln!("error: {e}");
-            e.exit_code()
+            1
         }
     }
-}
-
-/// Why an SVG could not be drawn.
-#[derive(Debug)]
-enum SvgError {
-    /// Graphviz is not installed.
-    NoDot,
-    /// `dot` could not be run, or failed.
-    Failed(String),
-}
-
-impl std::fmt::Display for SvgError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SvgError::NoDot => f.write_str(
-                "--format svg needs Graphviz's `dot` program, which is not on PATH: install it (`apt-get install graphviz`, `brew install graphviz`), or print --format dot and render it elsewhere",
-            ),
-            SvgError::Failed(e) => write!(f, "`dot -Tsvg` failed: {e}"),
-        }
-    }
-}
-
-impl SvgError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            SvgError::NoDot => 2,
-            SvgError::Failed(_) => 1,
-        }
-    }
-}
-
-/// The dot text rendered to SVG by `dot -Tsvg`.
-fn svg(dot: &str) -> Result<String, SvgError> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = match Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SvgError::NoDot),
-        Err(e) => return Err(SvgError::Failed(e.to_string())),
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(dot.as_bytes())
-            .map_err(|e| SvgError::Failed(e.to_string()))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| SvgError::Failed(e.to_string()))?;
-    if !out.status.success() {
-        return Err(SvgError::Failed(
-            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        ));
-    }
-    String::from_utf8(out.stdout).map_err(|e| SvgError::Failed(e.to_string()))
 }

@@ -1735,28 +1735,44 @@ fn reconcile_refuses_bad_input_by_name_and_changes_nothing() {
 }
 
 #[test]
-fn graph_svg_needs_dot_and_says_how_to_get_it() {
-    let config = kafka("lifecycle.yaml");
-    // Without Graphviz on PATH: a typed error naming the fix, exit 2, nothing on stdout.
+fn graph_svg_is_drawn_without_graphviz_with_the_fleet_counted() {
+    // No Graphviz on PATH: the layout is done in Rust.
     let empty = temp_dir("no-dot");
-    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
-        .args(["graph", "--config", &config, "--format", "svg"])
-        .env("PATH", empty.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_contains(&stderr, "apt-get install graphviz", "stderr");
-    // With it (where installed): an SVG of the diagram.
-    let has_dot = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("dot").is_file()));
-    if has_dot {
-        let svg = run(&["graph", "--config", &config, "--format", "svg"]);
-        svg.expect_code(0);
-        assert_contains(&svg.stdout, "<svg", "stdout");
-        assert_contains(&svg.stdout, "draining", "stdout");
+    let draw = |extra: &[&str]| {
+        let mut args = vec!["graph", "--config", "", "--format", "svg"];
+        let config = swarm("lifecycle.yaml");
+        args[2] = &config;
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+            .args(&args)
+            .env("PATH", empty.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let svg = draw(&[]);
+    assert!(svg.starts_with("<?xml"), "{svg}");
+    for state in [
+        "finished_cloud_init",
+        "joining",
+        "ready",
+        "draining",
+        "abandoned",
+    ] {
+        assert_contains(&svg, state, "the diagram");
     }
+    // With a store: the states carry their nodes.
+    let dir = temp_dir("svg-fleet");
+    let store = file_in(&dir, "state.redb");
+    swarm_step(
+        &store,
+        "launch-worker.json",
+        &["--nodes", &swarm("nodes.json")],
+    );
+    let svg = draw(&["--store", &store]);
+    assert_contains(&svg, "joining", "the diagram");
+    assert_contains(&svg, "joining · 1", "the diagram");
 }
 
 #[test]

@@ -145,7 +145,7 @@ pub fn render_with(
             s.push_str(
                 "digraph lifecycle {\n    rankdir=LR;\n    node [shape=box, style=rounded];\n",
             );
-            s.push_str("    __start [shape=point];\n");
+            s.push_str("    \"__start\" [shape=point, label=\"\"];\n");
             for state in def.states() {
                 let count = counts.get(state);
                 let mark = if stuck(state) { ", color=red" } else { "" };
@@ -171,7 +171,7 @@ pub fn render_with(
                     ))
                 );
             }
-            let _ = writeln!(s, "    __start -> {};", dot_quote(def.initial_state()));
+            let _ = writeln!(s, "    \"__start\" -> {};", dot_quote(def.initial_state()));
             for (from, to, label) in edges(def) {
                 let style = if to.is_none() { ", style=dashed" } else { "" };
                 let _ = writeln!(
