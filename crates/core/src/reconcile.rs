@@ -25,7 +25,10 @@
 //!     redelivery of its lifecycle event would ([`Action::Resume`]) — when such an event
 //!     would be accepted (a launch for a node in the initial state, a termination for one
 //!     that is not new, a state some transition leaves); otherwise listed as stuck;
-//!   - a node with no `ChangedAt` has no known age: listed, never acted on.
+//!   - a node with no `ChangedAt` (written by cloud-init, or before the attribute existed)
+//!     has no known age: it is stamped with the sweep's time ([`Action::Stamp`]), so the
+//!     next sweep judges it — a launch whose event was lost is resumed one `stale_after`
+//!     later.
 //! - **an instance waits with no node** (or a removed one): listed.
 //!
 //! Warm-pool wait states (`Warmed:*`) are left to their events.
@@ -283,6 +286,9 @@ pub enum Action {
         /// The result.
         result: LifecycleResult,
     },
+    /// Record the sweep's time as the node's last change (`ChangedAt`): its age was not
+    /// known, and is counted from now on.
+    Stamp,
     /// Nothing to do (yet): reported only.
     LeaveAlone,
 }
@@ -297,6 +303,7 @@ impl Action {
             Action::Resume { .. } => "resume",
             Action::Heartbeat { .. } => "heartbeat",
             Action::Complete { .. } => "complete",
+            Action::Stamp => "stamp",
             Action::LeaveAlone => "leave_alone",
         }
     }
@@ -306,6 +313,7 @@ impl Action {
         matches!(
             self,
             Action::Remove
+                | Action::Stamp
                 | Action::Resume { .. }
                 | Action::Heartbeat { .. }
                 | Action::Complete { .. }
@@ -373,7 +381,7 @@ pub enum Reason {
         /// Why.
         why: String,
     },
-    /// The node has no `ChangedAt`: its age is not known, so it is not acted on.
+    /// The node has no `ChangedAt`: its age is not known; counted from this sweep on.
     AgeUnknown,
     /// The instance waits, and the table has no node for it.
     NoNode,
@@ -444,7 +452,9 @@ impl std::fmt::Display for Reason {
             Reason::NotResumable { age_secs, why } => {
                 write!(f, "no progress for {age_secs} s, and {why}")
             }
-            Reason::AgeUnknown => f.write_str("the node has no ChangedAt: its age is not known"),
+            Reason::AgeUnknown => f.write_str(
+                "the node has no ChangedAt: its age is not known, and is counted from this sweep",
+            ),
             Reason::NoNode => f.write_str("the instance waits and the table has no node for it"),
             Reason::Removed => f.write_str("the instance waits and its node was removed"),
             Reason::NoHook { group, transition } => write!(
@@ -672,7 +682,7 @@ fn waiting(
         };
     }
     let Some(age) = age else {
-        return (Some(Action::LeaveAlone), Some(Reason::AgeUnknown));
+        return (Some(Action::Stamp), Some(Reason::AgeUnknown));
     };
     if age < spec.stale_after {
         return (None, None);

@@ -547,3 +547,39 @@ async fn racing_sweeps_and_events_never_double_step() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_node_cloud_init_wrote_without_changed_at_is_stamped_then_resumed_a_stale_after_later() {
+    // The node's item came from cloud-init (no ChangedAt) and its launch event was lost: the
+    // first sweep starts counting its age, a later one resumes it.
+    let w = World::new();
+    w.store
+        .insert_item(common::node("i-7", "finished_cloud_init"))
+        .unwrap();
+    w.group(&[("i-7", PENDING_WAIT)]);
+    let r = w.sweep(false).await;
+    assert_eq!(
+        summary(&r),
+        [("i-7".into(), "stamp", "done".into())],
+        "{r:#?}"
+    );
+    let stamped = w.store.get("i-7").await.unwrap().unwrap();
+    assert_eq!(stamped.changed_at(), Some(w.clock.now()));
+    assert_eq!(
+        stamped.status, "finished_cloud_init",
+        "the state is untouched"
+    );
+    // Not stale yet: left to its event.
+    w.clock.advance(Duration::from_secs(300));
+    assert!(summary(&w.sweep(false).await).is_empty());
+    // Stale: resumed.
+    w.clock.advance(Duration::from_secs(301));
+    let r = w.sweep(false).await;
+    assert_eq!(
+        summary(&r),
+        [("i-7".into(), "resume", "resumed".into())],
+        "{r:#?}"
+    );
+    assert_eq!(w.status("i-7").await.as_deref(), Some("joining"));
+    assert_eq!(w.calls("SendCommand").len(), 1);
+}

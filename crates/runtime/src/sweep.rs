@@ -26,8 +26,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lifecycle::delivery::{Claim, Item, Lease, epoch_secs};
+use lifecycle::delivery::{Claim, Item, Lease, epoch_ms, epoch_secs};
 use lifecycle::event::{LifecycleTransition, Source};
+use lifecycle::node::ATTR_CHANGED_AT;
 use lifecycle::reconcile::{self, Action, ActionRef, Count, Finding, Observed};
 use lifecycle::{Deadline, Event, Fault, FaultKind, StopReason};
 use serde::Serialize;
@@ -360,6 +361,23 @@ async fn perform(
                         detail: format!("completed with {}", result.as_str()),
                     }),
                 }
+            })
+            .await
+        }
+        Action::Stamp => {
+            claimed(services, sweep, finding, deadline, |node| async move {
+                if node.changed_at().is_some() {
+                    return Ok(Outcome::Skipped {
+                        why: "the node changed meanwhile".into(),
+                    });
+                }
+                let now = services.clock.now();
+                let mut stamp = serde_json::Map::new();
+                stamp.insert(ATTR_CHANGED_AT.to_owned(), epoch_ms(now).into());
+                services.nodes.set_properties(&finding.node, &stamp).await?;
+                Ok(Outcome::Done {
+                    detail: format!("its age counted from {} (epoch s)", epoch_secs(now)),
+                })
             })
             .await
         }

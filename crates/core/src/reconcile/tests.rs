@@ -153,7 +153,7 @@ fn the_rules_row_by_row() {
     let rows: Vec<Row> = vec![
         ("a stale launch in the initial state is resumed", node("finished_cloud_init", Some(700)), instance(p), &[("resume", "stale")]),
         ("a launch in progress is left to its event", node("finished_cloud_init", Some(60)), instance(p), &[]),
-        ("no ChangedAt: the age is unknown, nothing is done", node("finished_cloud_init", None), instance(p), &[("leave_alone", "age_unknown")]),
+        ("no ChangedAt: the age is unknown, counted from this sweep", node("finished_cloud_init", None), instance(p), &[("stamp", "age_unknown")]),
         ("a launch past the initial state would be refused", node("starting", Some(700)), instance(p), &[("leave_alone", "not_resumable")]),
         ("cloud-init not finished is not resumed", node("pending", Some(700)), instance(p), &[("leave_alone", "not_resumable")]),
         ("overdue: completed", node("starting", Some(3000)), instance(p), &[("complete", "overdue")]),
