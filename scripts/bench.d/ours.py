@@ -219,7 +219,7 @@ class Cli:
         # the pages the child had before its exec too; peak_rss_kib measures it apart.
         return {"wall_ms": wall * 1e3, "cpu_ms": (ru.ru_utime + ru.ru_stime) * 1e3,
                 "calls": http["calls"], "failed": http["failed"], "report": text,
-                "sequence": http.get("sequence")}
+                "sequence": http.get("sequence"), "moto_ms": sum(http["upstream_ms"].values())}
 
     def peak_rss_kib(self, world):
         """Peak RSS of one `lifecycle handle` of a launch, by GNU time (whose own small
@@ -389,7 +389,8 @@ class Lambda:
         if kind != "response":
             raise RuntimeError("the invocation failed: %s" % body)
         return {"wall_ms": latency * 1e3, "cpu_ms": (c1 - c0) / 1e6, "calls": http["calls"],
-                "failed": http["failed"], "report": body, "sequence": http.get("sequence")}
+                "failed": http["failed"], "report": body, "sequence": http.get("sequence"),
+                "moto_ms": sum(http["upstream_ms"].values())}
 
     def peak_rss_kib(self):
         return vm_hwm_kib(self.proc.pid)
@@ -496,12 +497,14 @@ def run_side(world, side_for, names, runs, warmup):
                 slot["cpu_ms"].append(m["cpu_ms"])
                 slot["calls"].append(m["calls"])
                 slot["failed"].append(m["failed"])
+                slot.setdefault("moto_ms", []).append(m["moto_ms"])
                 slot.setdefault("sequence", m.get("sequence"))
         log("  %-10s %d runs done" % (name, runs))
     out = {}
     for label, slot in results.items():
         out[label] = {"wall_ms": summary(slot["wall_ms"]), "cpu_ms": summary(slot["cpu_ms"]),
                       "failed": counts_summary(slot["failed"])["calls"],
+                      "moto_ms": summary(slot.get("moto_ms", [])),
                       "sequence": slot.get("sequence"), **counts_summary(slot["calls"])}
     return out
 

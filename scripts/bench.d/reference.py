@@ -69,12 +69,14 @@ def main():
                 slot["cpu_ms"].append(s.cpu * 1e3)
                 slot["calls"].append(s.http["calls"])
                 slot["failed"].append(s.http["failed"])
+                slot.setdefault("moto_ms", []).append(sum(s.http["upstream_ms"].values()))
                 slot["botocore"].append({k: v for k, v in s.calls.items()})
         L.log("  reference %-10s %d runs done" % (name, args.runs))
     report["events"] = {
         label: {"wall_ms": summary(slot["wall_ms"]), "cpu_ms": summary(slot["cpu_ms"]),
                 "failed": counts_summary(slot["failed"])["calls"],
                 "botocore_calls": counts_summary(slot["botocore"])["calls"],
+                "moto_ms": summary(slot.get("moto_ms", [])),
                 **counts_summary(slot["calls"])}
         for label, slot in results.items()}
 

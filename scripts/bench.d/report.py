@@ -71,6 +71,9 @@ def build(ours, ref, burst, engine, package, meta):
           meta.get("args", ""), meta.get("date", "?"), meta.get("commit", "?"),
           meta.get("elapsed", ""), meta.get("runs", "?"),
           "" if ref else " — **not this time: no reference found, our column only**"))
+    if meta.get("load"):
+        w("")
+        w("Load average (1, 5, 15 min) before the run: %s; after: %s (2 cores)." % tuple(meta["load"]))
     w("")
     w("### Per event")
     w("")
@@ -89,6 +92,15 @@ def build(ours, ref, burst, engine, package, meta):
             ratio(l and l["wall_ms"]["median"], r and r["wall_ms"]["median"]),
             spread(l and l["cpu_ms"]), spread(c and c["cpu_ms"]), spread(r and r["cpu_ms"]),
             ratio(l and l["cpu_ms"]["median"], r and r["cpu_ms"]["median"])))
+    w("")
+    w("Of each warm event, the time spent waiting for moto's answers (summed at the proxy, "
+      "median): %s." % "; ".join(
+          "%s: ours %s of %s ms, original %s of %s ms" % (
+              name, f1(lam[key]["moto_ms"]["median"]) if lam.get(key) and lam[key].get("moto_ms") else "—",
+              f1(lam[key]["wall_ms"]["median"]) if lam.get(key) else "—",
+              f1(rev[key]["moto_ms"]["median"]) if rev.get(key) and rev[key].get("moto_ms") else "—",
+              f1(rev[key]["wall_ms"]["median"]) if rev.get(key) else "—")
+          for key, name in EVENTS if lam.get(key) or rev.get(key)))
     w("")
     w("### Calls per event by operation (counted at the HTTP layer by the proxy)")
     w("")

@@ -36,6 +36,9 @@ pub struct Tally {
     pub calls: BTreeMap<String, u64>,
     /// Requests moto answered with a status of 400 or more, by `service:Operation`.
     pub failed: BTreeMap<String, u64>,
+    /// Time spent waiting for moto's answers (from sending the request upstream to the end
+    /// of the answer), in milliseconds, by `service:Operation`.
+    pub upstream_ms: BTreeMap<String, f64>,
     /// The kept requests, in the order they were answered.
     pub kept: Vec<Kept>,
     /// Every request in the order answered: operation, status and, for DynamoDB, what it
@@ -47,7 +50,12 @@ pub struct Tally {
 impl Tally {
     /// The counts as JSON: `{"calls": {...}, "failed": {...}}`.
     pub fn to_json(&self) -> Value {
-        json!({"calls": self.calls, "failed": self.failed, "sequence": self.sequence})
+        json!({
+            "calls": self.calls,
+            "failed": self.failed,
+            "upstream_ms": self.upstream_ms,
+            "sequence": self.sequence,
+        })
     }
 }
 
@@ -126,7 +134,10 @@ fn serve(mut client: TcpStream, upstream: u16, tally: &Mutex<Tally>, keep: bool)
             continue;
         }
         let operation = identify(&request);
-        let (response, keep_alive) = match exchange(&mut up, upstream, &request) {
+        let sent = std::time::Instant::now();
+        let answer = exchange(&mut up, upstream, &request);
+        let waited = sent.elapsed().as_secs_f64() * 1e3;
+        let (response, keep_alive) = match answer {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("bench-proxy: {operation} to moto failed: {e}");
@@ -137,6 +148,7 @@ fn serve(mut client: TcpStream, upstream: u16, tally: &Mutex<Tally>, keep: bool)
         {
             let mut t = lock(tally);
             *t.calls.entry(operation.clone()).or_default() += 1;
+            *t.upstream_ms.entry(operation.clone()).or_default() += waited;
             if status >= 400 {
                 *t.failed.entry(operation.clone()).or_default() += 1;
             }
