@@ -58,7 +58,8 @@ pub struct LoadRules {
     /// fault is handled as a permanent one, entering failure handling (SPEC 9; default 3).
     pub max_transient_attempts: u32,
     /// How long an event waits at most for another invocation that holds its node, or is
-    /// processing the same event, before it ends retryable (SPEC 9; default 10 s).
+    /// processing the same event, before it ends retryable (SPEC 9; default 10 s). It looks
+    /// again after one `record_poll`, then two, then every four.
     pub busy_wait: Duration,
     /// How long a lease lasts when the invocation has no deadline (the CLI; default 15 min).
     pub lease: Duration,
@@ -292,6 +293,8 @@ pub struct Loader<'d> {
     /// invocation's deadline; and what the waiter saw last.
     busy_until: Option<(SystemTime, bool)>,
     busy: Option<String>,
+    /// How many times the waiter for a busy node or delivery has looked so far.
+    busy_polls: u32,
     /// The claim created the node's item.
     created: Option<bool>,
     /// What an earlier, dead processing of the event was committing.
@@ -344,6 +347,7 @@ impl<'d> Loader<'d> {
             stale: Vec::new(),
             busy_until: None,
             busy: None,
+            busy_polls: 0,
             created: None,
             resume: None,
             end: None,
@@ -585,6 +589,7 @@ impl<'d> Loader<'d> {
             Begin::Begun => {
                 self.delivery = delivery_key(&self.event);
                 self.busy_until = None;
+                self.busy_polls = 0;
                 self.phase = if self.event.command.is_some() && self.record.is_none() {
                     Phase::Taking
                 } else {
@@ -626,6 +631,7 @@ impl<'d> Loader<'d> {
                 self.created = Some(created);
                 self.node = Some(node);
                 self.busy_until = None;
+                self.busy_polls = 0;
                 self.phase = if self.record.is_some() {
                     Phase::Recheck
                 } else {
@@ -745,7 +751,12 @@ impl<'d> Loader<'d> {
         if now >= until {
             return self.fail(LoadError::Busy { what });
         }
-        let wake = now + self.rules.record_poll.max(MIN_POLL);
+        // Backing off — 1, 2, 4 times the poll interval, then every 4: each look is a
+        // conditional write refused (and, on DynamoDB, paid for), and the first holder mostly
+        // lets go at once or not for a long while.
+        let factor = 1u32 << self.busy_polls.min(2);
+        self.busy_polls = self.busy_polls.saturating_add(1);
+        let wake = now + self.rules.record_poll.max(MIN_POLL) * factor;
         self.sleep(wake.min(until), resume)
     }
 
