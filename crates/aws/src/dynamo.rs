@@ -37,8 +37,8 @@ use aws_sdk_dynamodb::types::{
 use lifecycle::Fault;
 use lifecycle::delivery::{
     self, ATTR_COMMAND_ID, ATTR_DELIVERY, ATTR_LEASE_OWNER, ATTR_LEASE_UNTIL, ATTR_OUTCOME,
-    ATTR_OWNER, ATTR_REMOVED, ATTR_RESUME, Begin, Claim, DONE, EntryWrite, IN_PROGRESS, Lease,
-    NodeWrite, Reservation, Resume, Written, epoch_ms, epoch_secs,
+    ATTR_OWNER, ATTR_REMOVED, ATTR_RESUME, Begin, Claim, Claiming, DONE, EntryWrite, IN_PROGRESS,
+    Lease, NodeWrite, Reservation, Resume, Written, epoch_ms, epoch_secs,
 };
 use lifecycle::node::{
     ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, CommandRecord, Node, STATUS_NEW, TYPE_COMMAND,
@@ -452,9 +452,10 @@ impl NodeStore for DynamoStore {
         &self,
         id: &str,
         lease: &Lease,
-        delivery: Option<&str>,
+        with: Claiming<'_>,
         now: SystemTime,
     ) -> Result<Claim, Fault> {
+        let delivery = with.delivery;
         let mut update = String::from("SET #lo = :me, #lu = :until");
         let mut condition = String::from(
             "attribute_not_exists(#rm) AND (attribute_not_exists(#t) OR #t <> :command) \
@@ -490,6 +491,24 @@ impl NodeStore for DynamoStore {
                 .expression_attribute_values(":entry", AttributeValue::M(entry))
                 .expression_attribute_values(":nows", n(epoch_secs(now)));
         }
+        if let Some(waiting) = with.waiting.filter(|w| !w.is_empty()) {
+            // Not while cloud-init runs (a missing item or status reads as `new`): refused,
+            // the item found comes back as the read of the node.
+            let names: Vec<String> = (0..waiting.len()).map(|i| format!(":w{i}")).collect();
+            let missing = if waiting.iter().any(|w| w == STATUS_NEW) {
+                "attribute_exists(#s) AND"
+            } else {
+                "attribute_not_exists(#s) OR"
+            };
+            condition.push_str(&format!(
+                " AND ({missing} NOT (#s IN ({})))",
+                names.join(", ")
+            ));
+            req = req.expression_attribute_names("#s", ATTR_STATUS);
+            for (name, status) in names.iter().zip(waiting) {
+                req = req.expression_attribute_values(name, s(status));
+            }
+        }
         let result = req
             .update_expression(update)
             .condition_expression(condition)
@@ -513,7 +532,7 @@ impl NodeStore for DynamoStore {
         let old = (!old.is_empty()).then_some(old);
         // What the core's decision says of the item found: the claim it made, or what stopped
         // it (held, removed, the event done).
-        let decided = delivery::claim(id, old.as_ref(), lease, delivery, now);
+        let decided = delivery::claim(id, old.as_ref(), lease, with, now);
         let claimed = match (refused, decided) {
             (Some(_), Err(found)) => return Ok(found),
             (Some(_), Ok(_)) => {

@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::{Region, SdkConfig};
 use lifecycle::config::declared::RecordAction;
-use lifecycle::delivery::{Begin, Claim, EntryWrite, Lease, NodeWrite, Reservation, Resume};
+use lifecycle::delivery::{
+    Begin, Claim, Claiming, EntryWrite, Lease, NodeWrite, Reservation, Resume,
+};
 use lifecycle::event::{LifecycleData, LifecycleResult, LifecycleTransition};
 use lifecycle::redact::Sensitive;
 use lifecycle::{CommandRecord, Fault, FaultKind, Node};
@@ -206,7 +208,10 @@ async fn racing_claims_leave_one_holder_and_only_it_writes() {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
             let lease = lease(&format!("owner-{i}"), now + Duration::from_secs(60));
-            let claim = s.claim("i-race", &lease, None, now).await.unwrap();
+            let claim = s
+                .claim("i-race", &lease, Claiming::LEASE_ONLY, now)
+                .await
+                .unwrap();
             (lease, claim)
         }));
     }
@@ -325,20 +330,30 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
 
     // Leases: a missing node is created bare and deleted on release.
     let id = format!("i-{tag}");
-    match store.claim(&id, &a, None, now).await.unwrap() {
+    match store
+        .claim(&id, &a, Claiming::LEASE_ONLY, now)
+        .await
+        .unwrap()
+    {
         Claim::Claimed { node, created, .. } => {
             assert_eq!((node.status.as_str(), created), ("new", true))
         }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        store.claim(&id, &b, None, now).await.unwrap(),
+        store
+            .claim(&id, &b, Claiming::LEASE_ONLY, now)
+            .await
+            .unwrap(),
         Claim::Held { .. }
     ));
     store.release(&id, "b").await.unwrap();
     assert!(
         matches!(
-            store.claim(&id, &b, None, now).await.unwrap(),
+            store
+                .claim(&id, &b, Claiming::LEASE_ONLY, now)
+                .await
+                .unwrap(),
             Claim::Held { .. }
         ),
         "another's release changes nothing"
@@ -353,7 +368,10 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
     // A status write under the lease; the same write again is our lost response, not a
     // conflict; a write without the lease conflicts.
     assert!(matches!(
-        store.claim(&id, &a, None, now).await.unwrap(),
+        store
+            .claim(&id, &a, Claiming::LEASE_ONLY, now)
+            .await
+            .unwrap(),
         Claim::Claimed { .. }
     ));
     store
@@ -377,7 +395,10 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
     assert_eq!(store.get(&id).await.unwrap().unwrap().status, "pending");
     // The lease is gone: anyone may claim.
     assert!(matches!(
-        store.claim(&id, &b, None, now).await.unwrap(),
+        store
+            .claim(&id, &b, Claiming::LEASE_ONLY, now)
+            .await
+            .unwrap(),
         Claim::Claimed { .. }
     ));
     // A tombstone: never claimed again, never written, invisible to queries.
@@ -386,7 +407,10 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
         .await
         .unwrap();
     assert_eq!(
-        store.claim(&id, &a, None, now).await.unwrap(),
+        store
+            .claim(&id, &a, Claiming::LEASE_ONLY, now)
+            .await
+            .unwrap(),
         Claim::Removed
     );
     assert!(store.get(&id).await.unwrap().unwrap().is_removed());
@@ -411,13 +435,19 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
         ))
         .await
         .unwrap();
-    let Claim::Claimed { resume: None, .. } = store.claim(&id, &a, Some(&key), now).await.unwrap()
+    let Claim::Claimed { resume: None, .. } = store
+        .claim(&id, &a, Claiming::delivery(&key), now)
+        .await
+        .unwrap()
     else {
         panic!("a first claim with a delivery entry");
     };
     assert!(
         matches!(
-            store.claim(&id, &b, Some(&key), now).await.unwrap(),
+            store
+                .claim(&id, &b, Claiming::delivery(&key), now)
+                .await
+                .unwrap(),
             Claim::Held { .. }
         ),
         "a second delivery while the first runs"
@@ -450,7 +480,11 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
     // "a" dies: after its lease, the redelivery claims the node and resumes the transition.
     let late = now + Duration::from_secs(3600);
     let c = lease("c", late + Duration::from_secs(600));
-    match store.claim(&id, &c, Some(&key), late).await.unwrap() {
+    match store
+        .claim(&id, &c, Claiming::delivery(&key), late)
+        .await
+        .unwrap()
+    {
         Claim::Claimed { node, resume, .. } => {
             assert_eq!(node.status, "joining");
             assert_eq!(resume, Some(marker));
@@ -479,7 +513,10 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
     assert_eq!(done.status, "ready");
     assert!(!done.properties.contains_key("LeaseOwner"));
     assert_eq!(
-        store.claim(&id, &b, Some(&key), late).await.unwrap(),
+        store
+            .claim(&id, &b, Claiming::delivery(&key), late)
+            .await
+            .unwrap(),
         Claim::Done {
             outcome: "no_trigger in ready".into()
         },
@@ -488,7 +525,10 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
     // A claim for an instance with no node, settled without a state: nothing is left.
     let ghost = format!("i-{tag}-ghost");
     assert!(matches!(
-        store.claim(&ghost, &a, Some(&key), now).await.unwrap(),
+        store
+            .claim(&ghost, &a, Claiming::delivery(&key), now)
+            .await
+            .unwrap(),
         Claim::Claimed { created: true, .. }
     ));
     let bare = NodeWrite {
@@ -502,6 +542,47 @@ async fn delivery_contract<S: NodeStore + CommandStore + Deliveries>(store: &S, 
     };
     store.write(&ghost, "a", &bare).await.unwrap();
     assert_eq!(store.get(&ghost).await.unwrap(), None);
+
+    // A launch claims before it reads: while cloud-init runs (or no node is there yet) the
+    // claim is refused and writes nothing — cloud-init's last write may replace the item —
+    // and the node found comes back as the read.
+    let waiting: Vec<String> = vec!["new".into(), "pending".into()];
+    let early = Claiming {
+        delivery: Some(&key),
+        waiting: Some(&waiting),
+    };
+    let booting = format!("i-{tag}-booting");
+    match store.claim(&booting, &a, early, now).await.unwrap() {
+        Claim::Waiting { node } => assert_eq!(node.status, "new"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.get(&booting).await.unwrap(), None, "nothing created");
+    store
+        .put(&self::node(&booting, "pending", json!({})))
+        .await
+        .unwrap();
+    match store.claim(&booting, &a, early, now).await.unwrap() {
+        Claim::Waiting { node } => assert_eq!(node.status, "pending"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing written: another may claim at once (no lease of "a"), and the delivery is
+    // still free for "a" itself (no entry).
+    assert!(matches!(
+        store
+            .claim(&booting, &b, Claiming::LEASE_ONLY, now)
+            .await
+            .unwrap(),
+        Claim::Claimed { .. }
+    ));
+    store.release(&booting, "b").await.unwrap();
+    store
+        .put(&self::node(&booting, "finished_cloud_init", json!({})))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.claim(&booting, &a, early, now).await.unwrap(),
+        Claim::Claimed { created: false, .. }
+    ));
 
     // Send guards: once reserved, another finds it unknown; once sent, everyone finds the id.
     let guard = format!("send#{tag}");

@@ -1,7 +1,8 @@
 //! The AWS calls one event costs, counted at the HTTP layer by a proxy in front of moto's
 //! server (every attempt the SDK makes passes through it): the fewest calls that keep SPEC 9.
-//! A lifecycle event reads its node once, claims it and records the event in one conditional
-//! write, runs its side effects, and settles in one final conditional write; the states in
+//! A lifecycle event claims its node and records the event in one conditional write — which
+//! returns the node, so there is no read (refused while cloud-init runs, it serves as the
+//! read) — runs its side effects, and settles in one final conditional write; the states in
 //! between, where no side effect whose repetition matters ran, are not written on their own.
 //!
 //! The six-step launch is the scenario the Python original is measured on (61 calls there).
@@ -50,7 +51,7 @@ fn event(value: &Value) -> Event {
 }
 
 #[tokio::test]
-async fn a_six_step_launch_costs_five_calls_and_a_termination_four() {
+async fn a_six_step_launch_costs_four_calls_and_a_termination_three() {
     let moto = Moto::shared();
     let direct = moto.sdk().await;
     DynamoStore::new(&direct, TABLE).init().await.unwrap();
@@ -116,10 +117,8 @@ async fn a_six_step_launch_costs_five_calls_and_a_termination_four() {
     assert_eq!(
         launch_calls,
         expect(&[
-            // The node, read once (it may still be in cloud-init).
-            ("GetItem", 1),
-            // The claim, recording the event on the node; the final write of `ready`,
-            // ending the event's entry and releasing the node.
+            // The claim, recording the event on the node and returning it; the final write
+            // of `ready`, ending the event's entry and releasing the node.
             ("UpdateItem", 2),
             ("CompleteLifecycleAction", 1),
             // SPEC 5: the launch's scaling activity, waited for after the completion.
@@ -128,11 +127,11 @@ async fn a_six_step_launch_costs_five_calls_and_a_termination_four() {
     );
     assert_eq!(moto.completions().len(), 1);
 
-    // A redelivery: the read and the refused claim, nothing else.
+    // A redelivery: the refused claim, nothing else.
     let before = proxy.seen();
     let again = d.handle(launch, Deadline::NONE).await;
     assert_eq!(again.stopped_by, StopReason::Duplicate, "{again:#?}");
-    assert_eq!(calls(&before), expect(&[("GetItem", 1), ("UpdateItem", 1)]));
+    assert_eq!(calls(&before), expect(&[("UpdateItem", 1)]));
 
     moto.register_lifecycle_action(
         GROUP,
@@ -162,7 +161,6 @@ async fn a_six_step_launch_costs_five_calls_and_a_termination_four() {
     assert_eq!(
         terminate_calls,
         expect(&[
-            ("GetItem", 1),
             ("UpdateItem", 1),
             ("CompleteLifecycleAction", 1),
             // The tombstone replaces the node, its final write included.

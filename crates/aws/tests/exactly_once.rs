@@ -284,7 +284,7 @@ mod crash {
 
     use async_trait::async_trait;
     use lifecycle::config::declared::RecordAction;
-    use lifecycle::delivery::{Begin, Claim, Lease, NodeWrite, Reservation, Resume};
+    use lifecycle::delivery::{Begin, Claim, Claiming, Lease, NodeWrite, Reservation, Resume};
     use lifecycle::event::{LifecycleData, LifecycleResult};
     use lifecycle::{CommandRecord, Fault, Node, Sensitive};
     use lifecycle_runtime::Services;
@@ -343,14 +343,10 @@ mod crash {
             &self,
             id: &str,
             lease: &Lease,
-            delivery: Option<&str>,
+            with: Claiming<'_>,
             now: SystemTime,
         ) -> Result<Claim, Fault> {
-            through!(
-                self,
-                "Claim",
-                self.inner.nodes.claim(id, lease, delivery, now)
-            )
+            through!(self, "Claim", self.inner.nodes.claim(id, lease, with, now))
         }
         async fn write(&self, id: &str, owner: &str, w: &NodeWrite) -> Result<(), Fault> {
             through!(self, "WriteNode", self.inner.nodes.write(id, owner, w))

@@ -153,6 +153,12 @@ pub enum Claim {
         /// How that processing ended.
         outcome: String,
     },
+    /// The claim was asked to wait for cloud-init, and the node is still in it: nothing was
+    /// written; here is the node as found (status `new` when it is not in the table).
+    Waiting {
+        /// The node.
+        node: Node,
+    },
 }
 
 /// What a reservation of a send found.
@@ -383,6 +389,32 @@ pub fn forget(old: Option<&Item>, owner: &str, now: SystemTime, keep_resume: boo
     Some(item)
 }
 
+/// What a claim does besides taking the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Claiming<'a> {
+    /// Begin this delivery entry on the node in the same write ([`on_node`]).
+    pub delivery: Option<&'a str>,
+    /// Refuse while the node's status is one of these — cloud-init still runs (`new` stands
+    /// for a node not in the table or without a status): [`Claim::Waiting`].
+    pub waiting: Option<&'a [String]>,
+}
+
+impl<'a> Claiming<'a> {
+    /// The lease alone (the CLI's `set-state`, the sweep).
+    pub const LEASE_ONLY: Claiming<'static> = Claiming {
+        delivery: None,
+        waiting: None,
+    };
+
+    /// The lease and the delivery entry `key`.
+    pub fn delivery(key: &'a str) -> Self {
+        Claiming {
+            delivery: Some(key),
+            waiting: None,
+        }
+    }
+}
+
 /// What a claim writes: the node's item with the lease (and the delivery entry, when the
 /// event's delivery lives on the node), and what the claim learnt.
 #[derive(Debug, Clone, PartialEq)]
@@ -401,23 +433,41 @@ pub struct Claimed {
 /// or still live ([`begin`]'s rule). A missing item is created (status `new`). One write
 /// thus both claims the node and records the event.
 ///
+/// With `waiting` — the statuses in which a node still waits for cloud-init (`new` standing
+/// for a node not in the table or without a status) — a node in one of them is not claimed
+/// ([`Claim::Waiting`]): a lifecycle event claims before it reads, and cloud-init's last
+/// write may replace the whole item, lease and delivery entry included.
+///
 /// # Errors
-/// [`Claim::Held`], [`Claim::Removed`] or [`Claim::Done`]: the store's answer as it is (never
-/// the large [`Claim::Claimed`]).
+/// [`Claim::Held`], [`Claim::Removed`], [`Claim::Done`] or [`Claim::Waiting`]: the store's
+/// answer as it is (never the large [`Claim::Claimed`]).
 #[allow(clippy::result_large_err)]
 pub fn claim(
     id: &str,
     old: Option<&Item>,
     lease: &Lease,
-    delivery: Option<&str>,
+    with: Claiming<'_>,
     now: SystemTime,
 ) -> Result<Claimed, Claim> {
+    let Claiming { delivery, waiting } = with;
     if let Some(old) = old {
         if is_tombstone(old) {
             return Err(Claim::Removed);
         }
         if let Some(until) = held_by_other(old, &lease.owner, now) {
             return Err(Claim::Held { until });
+        }
+    }
+    if let Some(waiting) = waiting {
+        let status = old
+            .and_then(|o| string(o, ATTR_STATUS))
+            .unwrap_or(STATUS_NEW);
+        if waiting.iter().any(|w| w == status) {
+            let node = match old {
+                Some(o) => Node::from_item(o.clone()).unwrap_or_else(|_| Node::absent(id)),
+                None => Node::absent(id),
+            };
+            return Err(Claim::Waiting { node });
         }
     }
     let mut item = old.cloned().unwrap_or_default();
@@ -841,17 +891,22 @@ mod tests {
     #[test]
     fn a_claim_excludes_others_until_the_lease_ends_and_refuses_tombstones() {
         let a = lease("a", 10_000);
-        let item = claim("i-1", None, &a, None, at(0)).unwrap().item;
+        let item = claim("i-1", None, &a, Claiming::LEASE_ONLY, at(0))
+            .unwrap()
+            .item;
         assert!(is_bare(&item));
         let b = lease("b", 20_000);
         assert_eq!(
-            claim("i-1", Some(&item), &b, None, at(5_000)),
+            claim("i-1", Some(&item), &b, Claiming::LEASE_ONLY, at(5_000)),
             Err(Claim::Held { until: at(10_000) })
         );
-        assert!(claim("i-1", Some(&item), &a, None, at(5_000)).is_ok());
-        assert!(claim("i-1", Some(&item), &b, None, at(10_001)).is_ok());
+        assert!(claim("i-1", Some(&item), &a, Claiming::LEASE_ONLY, at(5_000)).is_ok());
+        assert!(claim("i-1", Some(&item), &b, Claiming::LEASE_ONLY, at(10_001)).is_ok());
         let t = tombstone("i-1", at(0));
-        assert_eq!(claim("i-1", Some(&t), &a, None, at(0)), Err(Claim::Removed));
+        assert_eq!(
+            claim("i-1", Some(&t), &a, Claiming::LEASE_ONLY, at(0)),
+            Err(Claim::Removed)
+        );
         // A bare claim is deleted on release; a node keeps its item without the lease.
         assert_eq!(release(Some(&item), "a"), Ok(None));
         assert_eq!(release(Some(&item), "b"), Err(()));
@@ -899,7 +954,7 @@ mod tests {
             "i-1",
             Some(&node("finished_cloud_init")),
             &a,
-            Some(key),
+            Claiming::delivery(key),
             at(0),
         )
         .unwrap();
@@ -911,7 +966,7 @@ mod tests {
         // While it runs, a second delivery is held off, as by the lease.
         let b = lease("b", 70_000);
         assert!(matches!(
-            claim("i-1", Some(&item), &b, Some(key), at(1_000)),
+            claim("i-1", Some(&item), &b, Claiming::delivery(key), at(1_000)),
             Err(Claim::Held { .. })
         ));
         // One final write: the state reached, the entry done, the lease released.
@@ -924,13 +979,22 @@ mod tests {
         assert!(!done.contains_key(ATTR_LEASE_OWNER));
         assert_eq!(done.get(ATTR_STATUS), Some(&Value::from("ready")));
         assert_eq!(
-            claim("i-1", Some(&done), &b, Some(key), at(2_000)),
+            claim("i-1", Some(&done), &b, Claiming::delivery(key), at(2_000)),
             Err(Claim::Done {
                 outcome: "no_trigger in ready".into()
             })
         );
         // Another event of the node is not held up by it.
-        assert!(claim("i-1", Some(&done), &b, Some("delivery#event#x"), at(2_000)).is_ok());
+        assert!(
+            claim(
+                "i-1",
+                Some(&done),
+                &b,
+                Claiming::delivery("delivery#event#x"),
+                at(2_000)
+            )
+            .is_ok()
+        );
         // The SDK's retry of the final write, whose response was lost, finds it made: ours.
         assert_eq!(
             write_node("i-1", Some(&done), "a", &w),
@@ -951,7 +1015,7 @@ mod tests {
         let mut stale = Item::new();
         stale.insert(ATTR_EXPIRES.into(), 1.into());
         old.insert("delivery#event#old".into(), Value::Object(stale));
-        let claimed = claim("i-1", Some(&old), &a, Some(key), at(10_000)).unwrap();
+        let claimed = claim("i-1", Some(&old), &a, Claiming::delivery(key), at(10_000)).unwrap();
         assert_eq!(claimed.stale, vec!["delivery#event#old".to_owned()]);
         let marker = Resume {
             from: "finished_cloud_init".into(),
@@ -968,14 +1032,23 @@ mod tests {
         let flushed = written(write_node("i-1", Some(&claimed.item), "a", &flush));
         // The invocation dies; its lease and entry expire. The redelivery resumes.
         let b = lease("b", 200_000);
-        let again = claim("i-1", Some(&flushed), &b, Some(key), at(62_000)).unwrap();
+        let again = claim(
+            "i-1",
+            Some(&flushed),
+            &b,
+            Claiming::delivery(key),
+            at(62_000),
+        )
+        .unwrap();
         assert_eq!(again.resume, Some(marker));
         // Its final write drops the stale entry, and a bare item would go entirely.
         let mut w = final_write(key, Some(("joining", "ready")), "x");
         w.prune = again.stale.clone();
         let done = written(write_node("i-1", Some(&again.item), "b", &w));
         assert!(!done.contains_key("delivery#event#old"));
-        let bare = claim("i-2", None, &a, Some(key), at(0)).unwrap().item;
+        let bare = claim("i-2", None, &a, Claiming::delivery(key), at(0))
+            .unwrap()
+            .item;
         assert_eq!(
             write_node("i-2", Some(&bare), "a", &final_write(key, None, "x")),
             Ok(Written::Delete)
@@ -985,7 +1058,7 @@ mod tests {
     #[test]
     fn a_write_needs_the_lease_and_the_status_written_last() {
         let a = lease("a", 60_000);
-        let item = claim("i-1", Some(&node("ready")), &a, None, at(0))
+        let item = claim("i-1", Some(&node("ready")), &a, Claiming::LEASE_ONLY, at(0))
             .unwrap()
             .item;
         let w = NodeWrite {

@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 use crate::config::{Definition, StateId};
 use crate::delivery::{Begin, Claim, Resume, delivery_key, on_node};
 use crate::event::{Event, Source, TERMINAL_COMMAND_STATUSES};
-use crate::node::{CommandRecord, Node};
+use crate::node::{CommandRecord, NEW_STATUSES, Node};
 use crate::time::{Deadline, MIN_POLL};
 
 /// The tunables of loading.
@@ -178,6 +178,10 @@ pub enum LoadStep {
         /// The event's delivery key, when its delivery lives on the node
         /// ([`on_node`]).
         delivery: Option<String>,
+        /// The statuses in which the node still waits for cloud-init, when the claim comes
+        /// before the node was read (a launching lifecycle event): a node in one of them is
+        /// not claimed, and loading waits for it ([`Claim::Waiting`]).
+        waiting: Option<Vec<String>>,
     },
     /// Read the node (a consistent read); answer [`Loader::node_read`].
     ReadNode {
@@ -462,6 +466,12 @@ impl<'d> Loader<'d> {
                     (None, None) => None,
                 };
                 match id {
+                    // A lifecycle event claims its node first: the claim returns the node and
+                    // records the event in one write, and a duplicate stops there.
+                    Some(_) if on_node(&self.event) && self.created.is_none() => {
+                        self.phase = Phase::Claiming;
+                        self.claim_step()
+                    }
                     Some(id) => {
                         self.phase = Phase::Reading;
                         LoadStep::ReadNode { id }
@@ -473,7 +483,7 @@ impl<'d> Loader<'d> {
             Phase::CloudInit => {
                 let now = self.now();
                 let Some(wait) = self.wait else {
-                    self.phase = Phase::Claim;
+                    self.phase = self.after_node();
                     return self.poll();
                 };
                 if self.beat_owed {
@@ -629,9 +639,15 @@ impl<'d> Loader<'d> {
                 }
                 self.stale = stale;
                 self.created = Some(created);
-                self.node = Some(node);
                 self.busy_until = None;
                 self.busy_polls = 0;
+                if on_node(&self.event) {
+                    // Claimed before it was read: a new node may still wait for cloud-init,
+                    // the lease held (a duplicate meanwhile finds it busy).
+                    self.node_read(Some(node), now);
+                    return;
+                }
+                self.node = Some(node);
                 self.phase = if self.record.is_some() {
                     Phase::Recheck
                 } else {
@@ -657,13 +673,34 @@ impl<'d> Loader<'d> {
                 tracing::info!(%outcome, "event already processed: a duplicate delivery");
                 self.finish(LoadStep::Duplicate { outcome });
             }
+            // Nothing written: the claim served as the read of a node still in cloud-init.
+            Claim::Waiting { node } => self.node_read(Some(node), now),
+        }
+    }
+
+    /// Where loading goes once the node is read and needs no wait: the claim, or — the claim
+    /// made already (a lifecycle event claims first) — the recheck of the record, or the
+    /// decision.
+    fn after_node(&self) -> Phase {
+        match self.created {
+            None => Phase::Claim,
+            Some(_) if self.record.is_some() => Phase::Recheck,
+            Some(_) => Phase::Decide,
         }
     }
 
     fn claim_step(&self) -> LoadStep {
+        let first = on_node(&self.event) && self.waits_for_cloud_init();
         LoadStep::Claim {
             id: self.node_id(),
             delivery: delivery_key(&self.event).filter(|_| on_node(&self.event)),
+            waiting: first.then(|| {
+                NEW_STATUSES
+                    .iter()
+                    .filter(|s| **s != self.def.initial_state())
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            }),
         }
     }
 
@@ -686,7 +723,7 @@ impl<'d> Loader<'d> {
             if self.wait.is_some() {
                 tracing::info!(node = %self.node_id(), status = %self.current_state(), "cloud-init finished");
             }
-            self.phase = Phase::Claim;
+            self.phase = self.after_node();
             return;
         }
         match &self.wait {
@@ -792,10 +829,14 @@ impl<'d> Loader<'d> {
     /// its node new but not yet in the initial state waits for it. A terminating event —
     /// also a command event resuming a termination — never waits.
     fn must_wait(&self, node: &Node) -> bool {
+        self.waits_for_cloud_init() && node.is_new() && node.status != self.def.initial_state()
+    }
+
+    /// True when the event waits for a new node's cloud-init (4.1.4).
+    fn waits_for_cloud_init(&self) -> bool {
         let e = &self.event;
-        let applies = !e.is_terminating()
-            && ((e.is_launching() && e.source == Source::AutoScaling) || e.is_command());
-        applies && node.is_new() && node.status != self.def.initial_state()
+        !e.is_terminating()
+            && ((e.is_launching() && e.source == Source::AutoScaling) || e.is_command())
     }
 
     /// 4.1.3 and 4.1.5: the current state and the guards.

@@ -234,10 +234,29 @@ proptest! {
                     };
                     loader.delivery_begun(begin, now);
                 }
-                LoadStep::Claim { id, delivery } => {
+                LoadStep::Claim { id, delivery, waiting } => {
                     last_ask = "busy";
+                    prop_assert_eq!(
+                        waiting.is_some(),
+                        on_node && !loader.event().is_terminating() && (loader.event().is_launching() && loader.event().source == Source::AutoScaling || loader.event().is_command()),
+                        "a lifecycle event that waits for cloud-init claims on condition"
+                    );
+                    if let Some(waiting) = &waiting {
+                        // The claim is the lifecycle event's read of its node: refused, writing
+                        // nothing, while cloud-init runs.
+                        let status = STATUSES[statuses[reads.min(statuses.len() - 1)]];
+                        if waiting.iter().any(|w| w == status.unwrap_or("new")) {
+                            reads += 1;
+                            last_status = status;
+                            last_ask = "node";
+                            let mut n = Node::absent("i-1");
+                            n.status = status.unwrap_or("new").to_owned();
+                            loader.claimed(Claim::Waiting { node: n }, now);
+                            continue;
+                        }
+                    }
                     prop_assert_eq!(id, "i-1");
-                    prop_assert!(reads >= 1, "a claim before the node was read");
+                    prop_assert!(reads >= 1 || on_node, "a claim before the node was read (a lifecycle event claims first)");
                     prop_assert_eq!(delivery.is_some(), keyed && on_node, "the claim begins the delivery exactly for a keyed lifecycle event");
                     prop_assert!(begun || !keyed || on_node, "a claim before the delivery began");
                     let answer = claims[n_claims.min(claims.len() - 1)];
@@ -247,6 +266,12 @@ proptest! {
                             claimed = true;
                             busy_started = None;
                             begun |= delivery.is_some();
+                            if on_node {
+                                // The claim is the lifecycle event's read of its node.
+                                last_status = STATUSES[statuses[reads.min(statuses.len() - 1)]];
+                                reads += 1;
+                                last_ask = "node";
+                            }
                             let mut n = Node::absent("i-1");
                             n.status = last_status.unwrap_or("new").to_owned();
                             Claim::Claimed { node: n, created: last_status.is_none(), resume: None, stale: Vec::new() }
@@ -372,19 +397,29 @@ fn a_launch_waits_for_cloud_init_with_heartbeats_then_starts_from_the_initial_st
                 log.push(format!("begin {key}"));
                 loader.delivery_begun(Begin::Begun, now);
             }
-            LoadStep::Claim { id, .. } => {
-                log.push(format!("claim {id}"));
+            LoadStep::Claim { id, waiting, .. } => {
+                // The claim comes first; refused while cloud-init runs, it is the node's read.
+                reads += 1;
                 let mut node = Node::absent("i-1");
-                node.status = "finished_cloud_init".into();
-                loader.claimed(
+                node.status = if reads < 5 {
+                    "pending"
+                } else {
+                    "finished_cloud_init"
+                }
+                .into();
+                let waits = waiting.is_some_and(|w| w.contains(&node.status));
+                log.push(format!("claim {id} ({})", node.status));
+                let answer = if waits {
+                    Claim::Waiting { node }
+                } else {
                     Claim::Claimed {
                         node,
                         created: false,
                         resume: None,
                         stale: Vec::new(),
-                    },
-                    now,
-                );
+                    }
+                };
+                loader.claimed(answer, now);
             }
             LoadStep::ReadNode { .. } => {
                 reads += 1;
@@ -423,7 +458,7 @@ fn a_launch_waits_for_cloud_init_with_heartbeats_then_starts_from_the_initial_st
     assert_eq!(
         log,
         [
-            "read pending",
+            "claim i-1 (pending)",
             "sleep 5",
             "read pending",
             "sleep 5",
@@ -433,7 +468,7 @@ fn a_launch_waits_for_cloud_init_with_heartbeats_then_starts_from_the_initial_st
             "read pending",
             "sleep 5",
             "read finished_cloud_init",
-            "claim i-1",
+            "claim i-1 (finished_cloud_init)",
             "ready finished_cloud_init"
         ]
     );

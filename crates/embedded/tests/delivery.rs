@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use common::{command_on, launch, node, scheduled, terminate};
 use lifecycle::config::Definition;
-use lifecycle::delivery::{Claim, Lease, NodeWrite, key_line, send_key};
+use lifecycle::delivery::{Claim, Claiming, Lease, NodeWrite, key_line, send_key};
 use lifecycle::engine::StopReason;
 use lifecycle::event::{COMMAND_MARKER, Event};
 use lifecycle::{Deadline, Fault, Node};
@@ -204,7 +204,10 @@ async fn the_loser_of_a_race_runs_nothing_and_leaves_nothing() {
         until: now + Duration::from_secs(300),
     };
     assert!(matches!(
-        w.store.claim("i-1", &other, None, now).await.unwrap(),
+        w.store
+            .claim("i-1", &other, Claiming::LEASE_ONLY, now)
+            .await
+            .unwrap(),
         Claim::Claimed { .. }
     ));
     let lost = d.handle(launch("i-1"), Deadline::NONE).await;
@@ -254,10 +257,10 @@ impl NodeStore for Flaky {
         &self,
         id: &str,
         lease: &Lease,
-        delivery: Option<&str>,
+        with: Claiming<'_>,
         now: SystemTime,
     ) -> Result<Claim, Fault> {
-        self.inner.claim(id, lease, delivery, now).await
+        self.inner.claim(id, lease, with, now).await
     }
     async fn write(&self, id: &str, owner: &str, write: &NodeWrite) -> Result<(), Fault> {
         self.inner.write(id, owner, write).await
@@ -440,7 +443,10 @@ async fn an_operators_move_uses_the_lease_and_is_recorded() {
         owner: "an-invocation".into(),
         until: now + Duration::from_secs(60),
     };
-    w.store.claim("i-1", &busy, None, now).await.unwrap();
+    w.store
+        .claim("i-1", &busy, Claiming::LEASE_ONLY, now)
+        .await
+        .unwrap();
     let e = set_state(
         &services,
         "i-1",

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lifecycle::delivery::{Claim, Lease, epoch_ms};
+use lifecycle::delivery::{Claim, Claiming, Lease, epoch_ms};
 use lifecycle::event::{LifecycleResult, LifecycleTransition};
 use lifecycle::reconcile::{Hook, Instance, PENDING_WAIT, TERMINATING_WAIT};
 use lifecycle::{Deadline, Definition, Fault, StopReason};
@@ -314,7 +314,12 @@ async fn gone_nodes_are_removed_failures_listed_overdue_actions_completed() {
     assert_eq!(w.status("i-3").await, None, "removed: a tombstone");
     assert!(matches!(
         w.store
-            .claim("i-3", &lease("late-event", &w), None, w.clock.now())
+            .claim(
+                "i-3",
+                &lease("late-event", &w),
+                Claiming::LEASE_ONLY,
+                w.clock.now()
+            )
             .await
             .unwrap(),
         Claim::Removed
@@ -371,7 +376,12 @@ async fn a_dry_run_performs_nothing_and_a_held_node_is_left_alone() {
     // Another invocation holds i-2: the sweep leaves it alone (and says so).
     assert!(matches!(
         w.store
-            .claim("i-2", &lease("the-event", &w), None, w.clock.now())
+            .claim(
+                "i-2",
+                &lease("the-event", &w),
+                Claiming::LEASE_ONLY,
+                w.clock.now()
+            )
             .await
             .unwrap(),
         Claim::Claimed { .. }

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use lifecycle::config::declared::RecordAction;
-use lifecycle::delivery::{Begin, Claim, Lease, NodeWrite, Reservation, Resume};
+use lifecycle::delivery::{Begin, Claim, Claiming, Lease, NodeWrite, Reservation, Resume};
 use lifecycle::event::{LifecycleData, LifecycleResult};
 use lifecycle::reconcile::{Hook, Instance};
 use lifecycle::{CommandRecord, Fault, Node, Redactor, Sensitive};
@@ -46,8 +46,9 @@ pub trait NodeStore: Send + Sync {
     async fn put(&self, node: &Node) -> Result<(), Fault>;
 
     /// Claims the node for `lease.owner` until `lease.until`, unless another invocation's
-    /// lease is live or the item is a tombstone; with `delivery`, also begins that delivery
-    /// entry on the node, unless another processing of the event is done or under way
+    /// lease is live or the item is a tombstone; `with` a delivery, also begins that delivery
+    /// entry on the node, unless another processing of the event is done or under way; `with`
+    /// waiting statuses, refuses a node still in cloud-init, writing nothing
     /// ([`lifecycle::delivery::claim`]). A missing node is created bare. Claiming again with
     /// the same owner renews the lease.
     ///
@@ -57,7 +58,7 @@ pub trait NodeStore: Send + Sync {
         &self,
         id: &str,
         lease: &Lease,
-        delivery: Option<&str>,
+        with: Claiming<'_>,
         now: SystemTime,
     ) -> Result<Claim, Fault>;
 

@@ -13,7 +13,8 @@ use lifecycle::config::report::ReportSpec;
 use lifecycle::config::template::TransitionFacts;
 use lifecycle::config::{StateId, TaskKind};
 use lifecycle::delivery::{
-    Begin, EntryWrite, Lease, NodeWrite, Resume, action_due, epoch_ms, epoch_secs, too_near,
+    Begin, Claiming, EntryWrite, Lease, NodeWrite, Resume, action_due, epoch_ms, epoch_secs,
+    too_near,
 };
 use lifecycle::engine::{Action, EngineError, EventFacts, Feedback, Step, StopReason};
 use lifecycle::event::EventError;
@@ -849,11 +850,20 @@ impl Dispatcher {
                     let node = self.services.nodes.get(&id).await?;
                     loader.node_read(node, clock.now());
                 }
-                LoadStep::Claim { id, delivery } => {
+                LoadStep::Claim {
+                    id,
+                    delivery,
+                    waiting,
+                } => {
+                    report.node = Some(id.clone());
+                    let with = Claiming {
+                        delivery: delivery.as_deref(),
+                        waiting: waiting.as_deref(),
+                    };
                     let claim = self
                         .services
                         .nodes
-                        .claim(&id, lease, delivery.as_deref(), clock.now())
+                        .claim(&id, lease, with, clock.now())
                         .await?;
                     loader.claimed(claim, clock.now());
                 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use lifecycle::Fault;
-use lifecycle::delivery::{Claim, Lease, NodeWrite, epoch_ms, epoch_secs};
+use lifecycle::delivery::{Claim, Claiming, Lease, NodeWrite, epoch_ms, epoch_secs};
 use lifecycle::node::ATTR_CHANGED_AT;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -99,7 +99,11 @@ pub async fn set_state(
         owner: format!("operator:{by}:{:016x}", fastrand::u64(..)),
         until: now + LEASE,
     };
-    let node = match services.nodes.claim(id, &lease, None, now).await? {
+    let node = match services
+        .nodes
+        .claim(id, &lease, Claiming::LEASE_ONLY, now)
+        .await?
+    {
         Claim::Claimed { node, created, .. } => {
             if created {
                 services.nodes.release(id, &lease.owner).await?;
@@ -114,8 +118,10 @@ pub async fn set_state(
             });
         }
         Claim::Removed => return Err(MoveError::Removed(id.to_owned())),
-        // Not asked for: the claim named no delivery.
-        Claim::Done { .. } => return Err(MoveError::NoNode(id.to_owned())),
+        // Not asked for: the claim named no delivery and no waiting.
+        Claim::Done { .. } | Claim::Waiting { .. } => {
+            return Err(MoveError::NoNode(id.to_owned()));
+        }
     };
     let moved = move_claimed(services, &node, (from, to), by, reason, &lease).await;
     // The move's write released the node; a refused move did not.

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lifecycle::delivery::{Claim, Item, Lease, epoch_ms, epoch_secs};
+use lifecycle::delivery::{Claim, Claiming, Item, Lease, epoch_ms, epoch_secs};
 use lifecycle::event::{LifecycleTransition, Source};
 use lifecycle::node::ATTR_CHANGED_AT;
 use lifecycle::reconcile::{self, Action, ActionRef, Count, Finding, Observed};
@@ -404,7 +404,11 @@ where
         until: deadline.min_with(now, LEASE),
     };
     let id = finding.node.as_str();
-    let node = match services.nodes.claim(id, &lease, None, now).await {
+    let node = match services
+        .nodes
+        .claim(id, &lease, Claiming::LEASE_ONLY, now)
+        .await
+    {
         Ok(Claim::Claimed { node, created, .. }) => {
             if created && !matches!(finding.action, Action::Remove) {
                 release(services, id, &lease).await;
@@ -427,8 +431,8 @@ where
                 why: "the node was removed meanwhile".into(),
             };
         }
-        // Not asked for: the claim named no delivery.
-        Ok(Claim::Done { .. }) => {
+        // Not asked for: the claim named no delivery and no waiting.
+        Ok(Claim::Done { .. } | Claim::Waiting { .. }) => {
             return Outcome::Skipped {
                 why: "the claim found an event done".into(),
             };

@@ -8,7 +8,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use lifecycle::delivery::{self, Begin, Claim, Lease, NodeWrite, Reservation, Resume, Written};
+use lifecycle::delivery::{
+    self, Begin, Claim, Claiming, Lease, NodeWrite, Reservation, Resume, Written,
+};
 use lifecycle::node::{
     ATTR_IDENT, ATTR_STATUS, ATTR_TYPE, TYPE_COMMAND, check_properties, ident_of,
 };
@@ -189,7 +191,7 @@ impl NodeStore for LocalStore {
         &self,
         id: &str,
         lease: &Lease,
-        delivery: Option<&str>,
+        with: Claiming<'_>,
         now: SystemTime,
     ) -> Result<Claim, Fault> {
         let mut result = None;
@@ -200,7 +202,7 @@ impl NodeStore for LocalStore {
                     reason: "the item is a command record, not a node".into(),
                 });
             }
-            match delivery::claim(id, old, lease, delivery, now) {
+            match delivery::claim(id, old, lease, with, now) {
                 Ok(claimed) => {
                     let item = claimed.item.clone();
                     result = Some(delivery::claimed(claimed, old.is_some())?);

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use lifecycle::config::{ConditionKind, Definition, TaskKind};
-use lifecycle::delivery::{Claim, Lease, NodeWrite};
+use lifecycle::delivery::{Claim, Claiming, Lease, NodeWrite};
 use lifecycle::event::{CommandStatus, Event, LifecycleData, LifecycleTransition, Source};
 use lifecycle::{Fault, Node};
 use lifecycle_embedded::{LocalStore, ManualClock};
@@ -336,10 +336,10 @@ impl NodeStore for Journal {
         &self,
         id: &str,
         lease: &Lease,
-        delivery: Option<&str>,
+        with: Claiming<'_>,
         now: SystemTime,
     ) -> Result<Claim, Fault> {
-        self.inner.claim(id, lease, delivery, now).await
+        self.inner.claim(id, lease, with, now).await
     }
     async fn write(&self, id: &str, owner: &str, write: &NodeWrite) -> Result<(), Fault> {
         self.inner.write(id, owner, write).await?;
