@@ -210,6 +210,13 @@ fn delete_refused(
     })
 }
 
+/// True when a raw item holds nothing of a node: its key, and the lease or delivery entries
+/// (`lifecycle::delivery::is_bare`).
+fn is_bare(item: &Raw) -> bool {
+    item.keys()
+        .all(|k| k == ATTR_IDENT || delivery::is_internal(k))
+}
+
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
@@ -223,6 +230,26 @@ fn key(id: &str) -> HashMap<String, AttributeValue> {
 }
 
 impl DynamoStore {
+    /// Deletes the item a claim created, if nothing of a node was written to it since (no
+    /// status, no type, no lease).
+    async fn delete_bare(&self, id: &str) -> Result<(), Fault> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .condition_expression(
+                "attribute_not_exists(#s) AND attribute_not_exists(#t) AND attribute_not_exists(#lo)",
+            )
+            .expression_attribute_names("#s", ATTR_STATUS)
+            .expression_attribute_names("#t", ATTR_TYPE)
+            .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
+            .send()
+            .await;
+        delete_refused(result)?;
+        Ok(())
+    }
+
     /// A store on `table`.
     pub fn new(config: &aws_config::SdkConfig, table: &str) -> Self {
         DynamoStore {
@@ -674,10 +701,7 @@ impl NodeStore for DynamoStore {
             .send()
             .await;
         let bare = match &result {
-            Ok(out) => out.attributes().is_some_and(|a| {
-                a.keys()
-                    .all(|k| k == ATTR_IDENT || delivery::is_internal(k))
-            }),
+            Ok(out) => out.attributes().is_some_and(is_bare),
             Err(_) => false,
         };
         if let Some(old) = update_refused(result)? {
@@ -694,20 +718,7 @@ impl NodeStore for DynamoStore {
         }
         if bare {
             // The claim created the item and nothing of a node was written since.
-            let result = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key(id)))
-                .condition_expression(
-                    "attribute_not_exists(#s) AND attribute_not_exists(#t) AND attribute_not_exists(#lo)",
-                )
-                .expression_attribute_names("#s", ATTR_STATUS)
-                .expression_attribute_names("#t", ATTR_TYPE)
-                .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
-                .send()
-                .await;
-            delete_refused(result)?;
+            self.delete_bare(id).await?;
         }
         Ok(())
     }
@@ -727,9 +738,7 @@ impl NodeStore for DynamoStore {
             .send()
             .await;
         let bare = match &result {
-            Ok(out) => out
-                .attributes()
-                .is_some_and(|a| a.keys().all(|k| k == ATTR_IDENT)),
+            Ok(out) => out.attributes().is_some_and(is_bare),
             Err(_) => false,
         };
         // Not ours any more (another holds it, or it was removed): nothing to release.
@@ -738,20 +747,7 @@ impl NodeStore for DynamoStore {
         }
         if bare {
             // The claim created the item and nothing was written since: no node is left.
-            let result = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key(id)))
-                .condition_expression(
-                    "attribute_not_exists(#s) AND attribute_not_exists(#t) AND attribute_not_exists(#lo)",
-                )
-                .expression_attribute_names("#s", ATTR_STATUS)
-                .expression_attribute_names("#t", ATTR_TYPE)
-                .expression_attribute_names("#lo", ATTR_LEASE_OWNER)
-                .send()
-                .await;
-            delete_refused(result)?;
+            self.delete_bare(id).await?;
         }
         Ok(())
     }
