@@ -450,19 +450,6 @@ impl<'d> Engine<'d> {
         Some(engine)
     }
 
-    /// While a state write of a trigger's own transition is pending: the trigger's name —
-    /// what a driver records before the write, so a redelivery after a crash knows the
-    /// transition was its own and runs what followed it ([`Engine::after_commit`]).
-    pub fn committing(&self) -> Option<&'d str> {
-        match self.pending {
-            Pending::Persist {
-                entry: Entry::Normal,
-                ..
-            } => Some(self.current().1.name.as_str()),
-            _ => None,
-        }
-    }
-
     /// The state processing started from.
     pub fn start_state(&self) -> StateId {
         self.start

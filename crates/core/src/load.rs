@@ -592,8 +592,7 @@ impl<'d> Loader<'d> {
         self.now = Some(now);
         match begin {
             Begin::Resume(resume) => {
-                tracing::warn!(from = %resume.from, to = %resume.to, trigger = %resume.trigger, "an earlier processing of this event died committing a transition; resuming it");
-                self.resume = Some(resume);
+                self.resume_from(resume);
                 self.delivery_begun(Begin::Begun, now);
             }
             Begin::Begun => {
@@ -633,8 +632,7 @@ impl<'d> Loader<'d> {
                 if on_node(&self.event) {
                     self.delivery = delivery_key(&self.event);
                     if let Some(resume) = resume {
-                        tracing::warn!(from = %resume.from, to = %resume.to, trigger = %resume.trigger, "an earlier processing of this event died committing a transition; resuming it");
-                        self.resume = Some(resume);
+                        self.resume_from(resume);
                     }
                 }
                 self.stale = stale;
@@ -676,6 +674,13 @@ impl<'d> Loader<'d> {
             // Nothing written: the claim served as the read of a node still in cloud-init.
             Claim::Waiting { node } => self.node_read(Some(node), now),
         }
+    }
+
+    /// An earlier processing of this event died (or ended retryable) having entered the
+    /// marker's transition: this one resumes it.
+    fn resume_from(&mut self, resume: Resume) {
+        tracing::warn!(from = %resume.from, to = %resume.to, trigger = %resume.trigger, "an earlier processing of this event died committing a transition; resuming it");
+        self.resume = Some(resume);
     }
 
     /// Where loading goes once the node is read and needs no wait: the claim, or — the claim
